@@ -1,0 +1,386 @@
+import pkcs11js from 'pkcs11js';
+import type { Logger } from 'pino';
+import {
+  asTokenError,
+  failureRung,
+  IntegrityError,
+  isTagFailure,
+  TokenError,
+  TokenUnavailableError,
+} from './errors.js';
+import { findSlot, initializeModule, loadModule, type SlotSelector } from './module.js';
+import { sealKeyTemplate, workingKeyTemplate, wrappableKeyTemplate } from './templates.js';
+
+export interface TokenConfig extends SlotSelector {
+  lib: string;
+  pin: string;
+  keyLabel: string;
+}
+
+export const GCM_TAG_BYTES = 16;
+export const GCM_IV_BYTES = 12;
+const KWP = { mechanism: pkcs11js.CKM_AES_KEY_WRAP_PAD };
+// pkcs11js passes a zero-length Buffer.alloc(0) as NULL, which SoftHSM rejects; a zero-length view of a real buffer is not NULL.
+const EMPTY = Buffer.alloc(1).subarray(0, 0);
+const MAX_BACKOFF_MS = 30_000;
+
+/**
+ * A root or term key, held only as its K-wrapped blob plus the handle of a session object made from it.
+ * After a session loss the handle is stale (generation mismatch) and is unwrapped again from the blob.
+ */
+export class TokenKey {
+  handle: Buffer | undefined;
+  generation = -1;
+  constructor(readonly blob: Buffer) {}
+}
+
+/**
+ * One logged-in session on one token, with the recovery ladder of PKCS11-NOTES: a failed call is
+ * retried once after opening a new session (or, for library errors, re-initializing the module),
+ * logging in again and re-finding K; working keys are re-unwrapped lazily from their blobs.
+ *
+ * All calls are synchronous: they run on the event-loop thread one at a time, which also keeps
+ * SoftHSM's racy object-creating calls (generate, unwrap, create, destroy) serialized.
+ */
+export class Token {
+  private p11: pkcs11js.PKCS11 | undefined;
+  private session: Buffer | undefined;
+  private sealKey: Buffer | undefined;
+  private generation = 0;
+  private fatal: TokenError | undefined;
+  private retryAt = 0;
+  private backoffMs = 250;
+  private readonly live = new Set<TokenKey>();
+
+  constructor(
+    private readonly cfg: TokenConfig,
+    private readonly log?: Logger,
+  ) {}
+
+  get connected(): boolean {
+    return this.session !== undefined;
+  }
+
+  /** Whether the seal key exists in the token (connects if needed). */
+  hasSealKey(): boolean {
+    return this.run('C_FindObjects', () => this.findSealKey() !== undefined);
+  }
+
+  /** Creates the seal key inside the token unless one with the label exists. */
+  ensureSealKey(generate: boolean): void {
+    this.run('C_GenerateKey', (s) => {
+      if (this.findSealKey()) return;
+      if (!generate) {
+        throw new TokenError('CKR_KEY_HANDLE_INVALID', 0x60, `find seal key "${this.cfg.keyLabel}" (not in token and generate_key is false)`);
+      }
+      this.sealKey = this.module().C_GenerateKey(s, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, sealKeyTemplate(this.cfg.keyLabel));
+      this.log?.info({ keyLabel: this.cfg.keyLabel }, 'generated seal key in token');
+    });
+  }
+
+  /** A new AES-256 key generated inside the token, returned as a K-wrapped blob with a working copy. */
+  generateKey(): TokenKey {
+    return this.run('C_GenerateKey', (s) => {
+      const p11 = this.module();
+      const temp = p11.C_GenerateKey(s, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, wrappableKeyTemplate());
+      return this.wrapAndReplace(s, temp);
+    });
+  }
+
+  /** Imports raw key bytes (the root key rebuilt from shares) and zeroes them; only the K-wrapped blob remains. */
+  importKey(raw: Buffer): TokenKey {
+    try {
+      return this.run('C_CreateObject', (s) => {
+        const temp = this.module().C_CreateObject(s, wrappableKeyTemplate(raw));
+        return this.wrapAndReplace(s, temp);
+      });
+    } finally {
+      raw.fill(0);
+    }
+  }
+
+  /** A working copy of a key from its K-wrapped blob; fails with IntegrityError if the blob was not wrapped by this K. */
+  loadKey(blob: Buffer): TokenKey {
+    const key = new TokenKey(Buffer.from(blob));
+    this.handleOf(key);
+    return key;
+  }
+
+  /** Destroys the key's session object; its blob stays usable with loadKey. */
+  releaseKey(key: TokenKey): void {
+    this.live.delete(key);
+    if (key.handle && key.generation === this.generation && this.session && this.p11) {
+      try {
+        this.p11.C_DestroyObject(this.session, key.handle);
+      } catch {
+        // The session may already be gone, which destroyed the object with it.
+      }
+    }
+    key.handle = undefined;
+    key.generation = -1;
+  }
+
+  /** AES-256-GCM inside the token; writes ciphertext ‖ tag into `out` and returns that slice. */
+  encrypt(key: TokenKey, iv: Buffer, aad: Buffer, plaintext: Buffer, out: Buffer): Buffer {
+    return this.run('C_Encrypt', (s) => {
+      const p11 = this.module();
+      p11.C_EncryptInit(s, gcm(iv, aad), this.handleOf(key));
+      const result = p11.C_Encrypt(s, plaintext.length ? plaintext : EMPTY, out);
+      if (result.length !== plaintext.length + GCM_TAG_BYTES) {
+        throw new Error(`token returned ${result.length} bytes of GCM output for ${plaintext.length} bytes of input (no tag?)`);
+      }
+      return result;
+    });
+  }
+
+  /** AES-256-GCM decryption inside the token; a tag that does not verify is an IntegrityError, never retried. */
+  decrypt(key: TokenKey, iv: Buffer, aad: Buffer, sealed: Buffer, what: string): Buffer {
+    if (sealed.length < GCM_TAG_BYTES) throw new IntegrityError(`${what}: ciphertext shorter than the GCM tag`);
+    return this.run('C_Decrypt', (s) => {
+      const p11 = this.module();
+      p11.C_DecryptInit(s, gcm(iv, aad), this.handleOf(key));
+      // The output buffer is never empty: a NULL output would turn C_Decrypt into a length query.
+      const out = Buffer.allocUnsafe(sealed.length);
+      try {
+        return p11.C_Decrypt(s, sealed, out);
+      } catch (err) {
+        const te = asTokenError(err, 'C_Decrypt');
+        if (isTagFailure(te) && this.sessionAlive(s)) throw new IntegrityError(what);
+        throw te;
+      }
+    });
+  }
+
+  random(bytes: number): Buffer {
+    return this.run('C_GenerateRandom', (s) => this.module().C_GenerateRandom(s, Buffer.alloc(bytes)));
+  }
+
+  /** Destroys every working key, logs out and closes the session. The module stays loaded for the next connect. */
+  disconnect(): void {
+    for (const key of [...this.live]) this.releaseKey(key);
+    if (this.session && this.p11) {
+      try {
+        this.p11.C_Logout(this.session);
+      } catch {
+        // Already logged out or the session is gone; closing below is what matters.
+      }
+      try {
+        this.p11.C_CloseSession(this.session);
+      } catch {
+        // Same as above.
+      }
+    }
+    this.session = undefined;
+    this.sealKey = undefined;
+    this.generation++;
+  }
+
+  /** Reads boolean attributes of the seal key (for status reports and tests). */
+  sealKeyAttributes(): { sensitive: boolean; extractable: boolean; neverExtractable: boolean } {
+    return this.run('C_GetAttributeValue', (s) => {
+      const k = this.requireSealKey();
+      const attrs = this.module().C_GetAttributeValue(s, k, [
+        { type: pkcs11js.CKA_SENSITIVE },
+        { type: pkcs11js.CKA_EXTRACTABLE },
+        { type: pkcs11js.CKA_NEVER_EXTRACTABLE },
+      ]);
+      const bool = (i: number) => (attrs[i]?.value as Buffer | undefined)?.[0] === 1;
+      return { sensitive: bool(0), extractable: bool(1), neverExtractable: bool(2) };
+    });
+  }
+
+  private wrapAndReplace(s: Buffer, temp: Buffer): TokenKey {
+    const p11 = this.module();
+    let blob: Buffer;
+    try {
+      blob = Buffer.from(p11.C_WrapKey(s, KWP, this.requireSealKey(), temp, Buffer.alloc(64)));
+    } finally {
+      p11.C_DestroyObject(s, temp);
+    }
+    const key = new TokenKey(blob);
+    this.handleOf(key);
+    return key;
+  }
+
+  private handleOf(key: TokenKey): Buffer {
+    if (key.handle && key.generation === this.generation) return key.handle;
+    const session = this.session!;
+    try {
+      key.handle = this.module().C_UnwrapKey(session, KWP, this.requireSealKey(), key.blob, workingKeyTemplate());
+    } catch (err) {
+      const te = asTokenError(err, 'C_UnwrapKey');
+      // KWP's integrity check failing means the blob was not made by this seal key.
+      if (te.ckr === 'CKR_WRAPPED_KEY_INVALID' || (te.ckr === 'CKR_GENERAL_ERROR' && this.sessionAlive(session))) {
+        throw new IntegrityError('wrapped key does not unwrap with this seal key');
+      }
+      throw te;
+    }
+    key.generation = this.generation;
+    this.live.add(key);
+    return key.handle;
+  }
+
+  private requireSealKey(): Buffer {
+    const k = this.sealKey ?? this.findSealKey();
+    if (!k) throw new TokenError('CKR_KEY_HANDLE_INVALID', 0x60, `find seal key "${this.cfg.keyLabel}" (not in token)`);
+    return k;
+  }
+
+  private findSealKey(): Buffer | undefined {
+    const p11 = this.module();
+    const s = this.session!;
+    p11.C_FindObjectsInit(s, [
+      { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+      { type: pkcs11js.CKA_LABEL, value: this.cfg.keyLabel },
+    ]);
+    let found: Buffer[];
+    try {
+      found = p11.C_FindObjects(s, 2);
+    } finally {
+      p11.C_FindObjectsFinal(s);
+    }
+    if (found.length > 1) throw new Error(`the token holds more than one key labelled "${this.cfg.keyLabel}"; refusing to guess`);
+    this.sealKey = found[0];
+    return this.sealKey;
+  }
+
+  private sessionAlive(s: Buffer): boolean {
+    try {
+      this.module().C_GetSessionInfo(s);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private module(): pkcs11js.PKCS11 {
+    if (!this.p11) throw new TokenUnavailableError('module not loaded');
+    return this.p11;
+  }
+
+  /** Runs a token call, climbing the recovery ladder once if the session, login or module was lost. */
+  private run<T>(fn: string, op: (session: Buffer) => T): T {
+    this.connect();
+    try {
+      return op(this.session!);
+    } catch (err) {
+      if (err instanceof IntegrityError || err instanceof TokenUnavailableError) throw err;
+      const te = asTokenError(err, fn);
+      const rung = failureRung(te);
+      if (rung === 'fatal') throw te;
+      this.log?.warn({ ckr: te.ckr, fn: te.fn, rung }, 'PKCS#11 call failed; recovering the token session');
+      this.recover(rung);
+      try {
+        return op(this.session!);
+      } catch (again) {
+        if (again instanceof IntegrityError) throw again;
+        const te2 = again instanceof TokenUnavailableError ? again : asTokenError(again, fn);
+        if (te2 instanceof TokenError && failureRung(te2) === 'fatal') throw te2;
+        this.dropSession();
+        throw new TokenUnavailableError(`${te2.message} (after recovery)`);
+      }
+    }
+  }
+
+  private connect(): void {
+    if (this.session) return;
+    if (this.fatal) throw new TokenUnavailableError(`${this.fatal.message}; fix the configuration and restart`);
+    if (Date.now() < this.retryAt) throw new TokenUnavailableError('reconnecting (backing off after a failed attempt)');
+    try {
+      if (!this.p11) this.p11 = loadModule(this.cfg.lib);
+      this.openSession();
+    } catch (err) {
+      this.noteConnectFailure(err);
+    }
+  }
+
+  private recover(rung: 'session' | 'library'): void {
+    this.dropSession();
+    try {
+      if (rung === 'session') {
+        try {
+          this.openSession();
+          return;
+        } catch (err) {
+          this.log?.warn({ err: (err as Error).message }, 'new session failed; re-initializing the PKCS#11 module');
+        }
+      }
+      this.reinitializeModule();
+      this.openSession();
+    } catch (err) {
+      this.noteConnectFailure(err);
+    }
+  }
+
+  private reinitializeModule(): void {
+    const p11 = this.module();
+    try {
+      p11.C_Finalize();
+    } catch {
+      // Already finalized (possibly by someone else): initializing again is what we need.
+    }
+    initializeModule(p11);
+  }
+
+  private openSession(): void {
+    const p11 = this.module();
+    const slot = findSlot(p11, this.cfg);
+    let session: Buffer;
+    try {
+      session = p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
+    } catch (err) {
+      throw asTokenError(err, 'C_OpenSession');
+    }
+    try {
+      p11.C_Login(session, pkcs11js.CKU_USER, this.cfg.pin);
+    } catch (err) {
+      const te = asTokenError(err, 'C_Login');
+      if (te.ckr !== 'CKR_USER_ALREADY_LOGGED_IN') {
+        try {
+          p11.C_CloseSession(session);
+        } catch {
+          // Nothing more to clean up.
+        }
+        throw te;
+      }
+    }
+    this.session = session;
+    this.sealKey = undefined;
+    this.generation++;
+    this.retryAt = 0;
+    this.backoffMs = 250;
+  }
+
+  private dropSession(): void {
+    if (this.session && this.p11) {
+      try {
+        this.p11.C_CloseSession(this.session);
+      } catch {
+        // The session is already invalid; that is why we are here.
+      }
+    }
+    this.session = undefined;
+    this.sealKey = undefined;
+    this.generation++;
+  }
+
+  private noteConnectFailure(err: unknown): never {
+    const te = err instanceof TokenError ? err : err instanceof Error && /CKR_/.test(err.message) ? asTokenError(err, 'connect') : undefined;
+    if (te && failureRung(te) === 'fatal') {
+      // A wrong PIN is never retried automatically: real HSMs lock the PIN after a few attempts.
+      this.fatal = te;
+      this.log?.error({ ckr: te.ckr }, 'PKCS#11 login failed; not retrying');
+      throw new TokenUnavailableError(`${te.message}; fix the configuration and restart`);
+    }
+    this.retryAt = Date.now() + this.backoffMs;
+    this.backoffMs = Math.min(this.backoffMs * 2, MAX_BACKOFF_MS);
+    throw new TokenUnavailableError((err as Error).message);
+  }
+}
+
+function gcm(iv: Buffer, aad: Buffer): pkcs11js.Mechanism {
+  return {
+    mechanism: pkcs11js.CKM_AES_GCM,
+    parameter: { type: pkcs11js.CK_PARAMS_GCM, iv, ivBits: iv.length * 8, aad, tagBits: GCM_TAG_BYTES * 8 } as pkcs11js.GcmParams,
+  };
+}
