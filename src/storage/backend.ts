@@ -1,0 +1,52 @@
+/** One change inside an atomic transaction. */
+export type StorageOp = { kind: 'put'; key: string; value: Buffer } | { kind: 'delete'; key: string };
+
+/**
+ * Where keyward keeps its (already encrypted) entries. Keys are slash-separated paths
+ * such as `core/keyring` or `logical/<uuid>/db/password`.
+ */
+export interface StorageBackend {
+  readonly type: string;
+  get(key: string): Promise<Buffer | undefined>;
+  put(key: string, value: Buffer): Promise<void>;
+  delete(key: string): Promise<void>;
+  /** The immediate children of `prefix` ('' or ending in '/'), sorted; sub-folders end in '/'. */
+  list(prefix: string): Promise<string[]>;
+  /** Applies every op or none, even across a crash. */
+  transaction(ops: readonly StorageOp[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A storage key that cannot name an entry (empty segment, `.`/`..`, control characters). */
+export class StorageKeyError extends Error {
+  override readonly name = 'StorageKeyError';
+}
+
+export function validateKey(key: string): void {
+  if (key.length === 0) throw new StorageKeyError('empty storage path');
+  if (key.length > 1024) throw new StorageKeyError('storage path longer than 1024 characters');
+  if (/[\u0000-\u001f\u007f]/.test(key)) throw new StorageKeyError('storage path contains control characters');
+  for (const segment of key.split('/')) {
+    if (segment === '' || segment === '.' || segment === '..') {
+      throw new StorageKeyError(`storage path "${key}" has an empty, "." or ".." segment`);
+    }
+  }
+}
+
+export function validatePrefix(prefix: string): void {
+  if (prefix === '') return;
+  if (!prefix.endsWith('/')) throw new StorageKeyError(`list prefix "${prefix}" must end with "/"`);
+  validateKey(prefix.slice(0, -1));
+}
+
+/** Immediate children of `prefix` among `keys` (any order), in Vault's list form. */
+export function childrenOf(keys: Iterable<string>, prefix: string): string[] {
+  const children = new Set<string>();
+  for (const key of keys) {
+    if (!key.startsWith(prefix)) continue;
+    const rest = key.slice(prefix.length);
+    const slash = rest.indexOf('/');
+    children.add(slash === -1 ? rest : rest.slice(0, slash + 1));
+  }
+  return [...children].sort();
+}

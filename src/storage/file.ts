@@ -1,0 +1,210 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, readFile, rename, rmdir, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type StorageBackend, type StorageOp, validateKey, validatePrefix } from './backend.js';
+import { RwLock } from './rw-lock.js';
+
+const JOURNAL = 'journal';
+
+interface JournalRecord {
+  ops: Array<{ kind: 'put' | 'delete'; key: string; value?: string }>;
+  sha256: string;
+}
+
+/**
+ * The embedded default: one file per entry under `<path>/data`, each write durable
+ * (temporary file, fsync, rename, directory fsync). A transaction is first written as one
+ * journal file (same durability), then applied, then removed; a journal found at open is
+ * replayed, so a crash leaves all of a transaction or none of it.
+ */
+export class FileBackend implements StorageBackend {
+  readonly type = 'file';
+  private readonly dataDir: string;
+  private readonly tmpDir: string;
+  private readonly lock = new RwLock();
+
+  private constructor(private readonly root: string) {
+    this.dataDir = join(root, 'data');
+    this.tmpDir = join(root, 'tmp');
+  }
+
+  static async open(root: string): Promise<FileBackend> {
+    const backend = new FileBackend(root);
+    await mkdir(backend.dataDir, { recursive: true, mode: 0o700 });
+    await mkdir(backend.tmpDir, { recursive: true, mode: 0o700 });
+    await backend.replayJournal();
+    return backend;
+  }
+
+  get(key: string): Promise<Buffer | undefined> {
+    validateKey(key);
+    return this.lock.shared(async () => {
+      try {
+        return await readFile(this.fileOf(key));
+      } catch (err) {
+        if (isCode(err, 'ENOENT')) return undefined;
+        throw err;
+      }
+    });
+  }
+
+  put(key: string, value: Buffer): Promise<void> {
+    validateKey(key);
+    return this.lock.shared(() => this.writeEntry(key, value));
+  }
+
+  delete(key: string): Promise<void> {
+    validateKey(key);
+    return this.lock.shared(() => this.removeEntry(key));
+  }
+
+  list(prefix: string): Promise<string[]> {
+    validatePrefix(prefix);
+    return this.lock.shared(async () => {
+      const dir = prefix === '' ? this.dataDir : join(this.dataDir, ...prefix.slice(0, -1).split('/').map(encodeSegment));
+      let names: import('node:fs').Dirent[];
+      try {
+        names = await readdir(dir, { withFileTypes: true });
+      } catch (err) {
+        if (isCode(err, 'ENOENT') || isCode(err, 'ENOTDIR')) return [];
+        throw err;
+      }
+      const out: string[] = [];
+      for (const d of names) {
+        if (d.isDirectory()) out.push(`${decodeSegment(d.name)}/`);
+        else if (d.name.startsWith('_')) out.push(decodeSegment(d.name.slice(1)));
+      }
+      return out.sort();
+    });
+  }
+
+  transaction(ops: readonly StorageOp[]): Promise<void> {
+    for (const op of ops) validateKey(op.key);
+    return this.lock.exclusive(async () => {
+      const body = ops.map((op) =>
+        op.kind === 'put' ? { kind: op.kind, key: op.key, value: op.value.toString('base64') } : { kind: op.kind, key: op.key },
+      );
+      const record: JournalRecord = { ops: body, sha256: digest(body) };
+      await this.durableWrite(join(this.root, JOURNAL), this.root, Buffer.from(JSON.stringify(record)));
+      await this.applyJournal(record);
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.lock.exclusive(async () => undefined);
+  }
+
+  private async replayJournal(): Promise<void> {
+    let raw: Buffer;
+    try {
+      raw = await readFile(join(this.root, JOURNAL));
+    } catch (err) {
+      if (isCode(err, 'ENOENT')) return;
+      throw err;
+    }
+    let record: JournalRecord | undefined;
+    try {
+      record = JSON.parse(raw.toString('utf8')) as JournalRecord;
+      if (digest(record.ops) !== record.sha256) record = undefined;
+    } catch {
+      record = undefined;
+    }
+    // The journal only appears by rename after its own fsync, so a torn journal cannot exist; refuse rather than guess.
+    if (!record) throw new Error(`storage journal ${join(this.root, JOURNAL)} is corrupt; inspect it before starting`);
+    await this.applyJournal(record);
+  }
+
+  private async applyJournal(record: JournalRecord): Promise<void> {
+    for (const op of record.ops) {
+      if (op.kind === 'put') await this.writeEntry(op.key, Buffer.from(op.value ?? '', 'base64'));
+      else await this.removeEntry(op.key);
+    }
+    await unlink(join(this.root, JOURNAL));
+    await fsyncDir(this.root);
+  }
+
+  private async writeEntry(key: string, value: Buffer): Promise<void> {
+    const file = this.fileOf(key);
+    const dir = join(file, '..');
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    try {
+      await this.durableWrite(file, dir, value);
+    } catch (err) {
+      // A concurrent delete may have removed the (then empty) directory between mkdir and rename.
+      if (!isCode(err, 'ENOENT')) throw err;
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      await this.durableWrite(file, dir, value);
+    }
+  }
+
+  private async removeEntry(key: string): Promise<void> {
+    const file = this.fileOf(key);
+    try {
+      await unlink(file);
+    } catch (err) {
+      if (isCode(err, 'ENOENT')) return;
+      throw err;
+    }
+    let dir = join(file, '..');
+    await fsyncDir(dir);
+    // Remove folders the delete left empty, so lists stop showing them (as Vault's file backend does).
+    while (dir !== this.dataDir && dir.startsWith(this.dataDir)) {
+      try {
+        await rmdir(dir);
+      } catch {
+        break;
+      }
+      dir = join(dir, '..');
+    }
+  }
+
+  private async durableWrite(target: string, targetDir: string, value: Buffer): Promise<void> {
+    const tmp = join(this.tmpDir, randomBytes(12).toString('hex'));
+    const fh = await open(tmp, 'w', 0o600);
+    try {
+      await fh.writeFile(value);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    try {
+      await rename(tmp, target);
+    } catch (err) {
+      await unlink(tmp).catch(() => undefined);
+      throw err;
+    }
+    await fsyncDir(targetDir);
+  }
+
+  private fileOf(key: string): string {
+    const segments = key.split('/').map(encodeSegment);
+    const leaf = segments.pop()!;
+    return join(this.dataDir, ...segments, `_${leaf}`);
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+// Folder names are encoded so that no key can name a path outside the data directory or collide with "_" leaves.
+function encodeSegment(segment: string): string {
+  return encodeURIComponent(segment).replace(/^_/, '%5F').replace(/\*/g, '%2A');
+}
+
+function decodeSegment(name: string): string {
+  return decodeURIComponent(name);
+}
+
+function digest(ops: JournalRecord['ops']): string {
+  return createHash('sha256').update(JSON.stringify(ops)).digest('hex');
+}
+
+function isCode(err: unknown, code: string): boolean {
+  return (err as NodeJS.ErrnoException)?.code === code;
+}
