@@ -1,0 +1,191 @@
+import type { StorageBackend, StorageOp } from '../storage/backend.js';
+import { allocateValue, HEADER_BYTES, parseValue } from '../crypto/value-format.js';
+import { nextNonce } from '../crypto/nonce.js';
+import type { Token, TokenKey } from '../pkcs11/token.js';
+import { SealedError, UnknownTermError } from './errors.js';
+import { installTimeNow } from './install-time.js';
+import { Keyring, type TermEntry } from './keyring.js';
+
+export const KEYRING_PATH = 'core/keyring';
+/** Term 0 marks a value encrypted under the root key rather than a keyring term. */
+export const ROOT_KEY_TERM = 0;
+
+/** Paths stored in plaintext: what must be readable while sealed. The barrier owns this list. */
+const BYPASS_PREFIXES = ['core/seal-config', 'core/lock/'];
+
+export function bypassesBarrier(path: string): boolean {
+  return BYPASS_PREFIXES.some((p) => path === p || (p.endsWith('/') && path.startsWith(p)));
+}
+
+/** A write through the barrier; values for bypass paths are stored as given. */
+export type BarrierOp = { kind: 'put'; path: string; value: Buffer } | { kind: 'delete'; path: string };
+
+export interface SecurityBarrier {
+  readonly sealed: boolean;
+  initialized(): Promise<boolean>;
+  /** Writes the first keyring (under `rootKey`) with `extra` entries in one transaction; stays sealed. */
+  initialize(rootKey: TokenKey, extra: readonly BarrierOp[]): Promise<void>;
+  /** Loads the keyring with the root key; an IntegrityError means the root key is wrong. */
+  unseal(rootKey: TokenKey): Promise<void>;
+  seal(): Promise<void>;
+  get(path: string): Promise<Buffer | undefined>;
+  put(path: string, value: Buffer): Promise<void>;
+  delete(path: string): Promise<void>;
+  list(prefix: string): Promise<string[]>;
+  transaction(ops: readonly BarrierOp[]): Promise<void>;
+  activeKey(): { term: number; installTime: string; encryptions: number };
+}
+
+/**
+ * Vault's security barrier with every cipher operation in the PKCS#11 token: values are
+ * AES-256-GCM under the active term's key with the storage path as AAD; the keyring itself is
+ * encrypted under the root key. Only token handles and K-wrapped blobs live in this process.
+ */
+export class TokenBarrier implements SecurityBarrier {
+  private keyring: Keyring | undefined;
+  private rootKey: TokenKey | undefined;
+  private readonly termKeys = new Map<number, TokenKey>();
+  private readonly counts = new Map<number, number>();
+  private keyringWrites: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly storage: StorageBackend,
+    private readonly token: Token,
+  ) {}
+
+  get sealed(): boolean {
+    return this.keyring === undefined;
+  }
+
+  async initialized(): Promise<boolean> {
+    return (await this.storage.get(KEYRING_PATH)) !== undefined;
+  }
+
+  async initialize(rootKey: TokenKey, extra: readonly BarrierOp[]): Promise<void> {
+    const first = this.token.generateKey();
+    try {
+      const keyring = Keyring.first(first.blob, installTimeNow());
+      const ops: StorageOp[] = [
+        { kind: 'put', key: KEYRING_PATH, value: this.encryptWith(rootKey, ROOT_KEY_TERM, KEYRING_PATH, keyring.serialize()) },
+        ...extra.map((op) => this.toStorageOp(op, (path, v) => this.encryptWith(first, 1, path, v))),
+      ];
+      await this.storage.transaction(ops);
+    } finally {
+      this.token.releaseKey(first);
+    }
+  }
+
+  async unseal(rootKey: TokenKey): Promise<void> {
+    const stored = await this.storage.get(KEYRING_PATH);
+    if (!stored) throw new Error('keyring not found: the service is not initialized');
+    const keyring = Keyring.deserialize(this.decryptWith(rootKey, KEYRING_PATH, stored));
+    for (const entry of keyring.terms) this.termKeys.set(entry.term, this.token.loadKey(entry.wrapped));
+    for (const entry of keyring.terms) this.counts.set(entry.term, entry.encryptions);
+    this.rootKey = rootKey;
+    this.keyring = keyring;
+  }
+
+  async seal(): Promise<void> {
+    if (this.keyring) await this.persistCounts().catch(() => undefined);
+    for (const key of this.termKeys.values()) this.token.releaseKey(key);
+    if (this.rootKey) this.token.releaseKey(this.rootKey);
+    this.termKeys.clear();
+    this.counts.clear();
+    this.rootKey = undefined;
+    this.keyring = undefined;
+  }
+
+  async get(path: string): Promise<Buffer | undefined> {
+    if (bypassesBarrier(path)) return this.storage.get(path);
+    this.requireUnsealed();
+    const value = await this.storage.get(path);
+    return value && this.decrypt(path, value);
+  }
+
+  async put(path: string, value: Buffer): Promise<void> {
+    if (bypassesBarrier(path)) return this.storage.put(path, value);
+    await this.storage.put(path, this.encrypt(path, value));
+  }
+
+  async delete(path: string): Promise<void> {
+    if (!bypassesBarrier(path)) this.requireUnsealed();
+    await this.storage.delete(path);
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    this.requireUnsealed();
+    return this.storage.list(prefix);
+  }
+
+  async transaction(ops: readonly BarrierOp[]): Promise<void> {
+    this.requireUnsealed();
+    await this.storage.transaction(ops.map((op) => this.toStorageOp(op, (path, v) => this.encrypt(path, v))));
+  }
+
+  activeKey(): { term: number; installTime: string; encryptions: number } {
+    const keyring = this.requireUnsealed();
+    const active = keyring.active;
+    return { term: active.term, installTime: active.installTime, encryptions: this.counts.get(active.term) ?? 0 };
+  }
+
+  /** Term entries with live encryption counts. */
+  terms(): TermEntry[] {
+    return this.requireUnsealed().withCounts(this.counts).terms;
+  }
+
+  /** Encrypts under the active term; exposed for benchmarks and for building transactions. */
+  encrypt(path: string, plaintext: Buffer): Buffer {
+    const keyring = this.requireUnsealed();
+    const term = keyring.activeTerm;
+    const value = this.encryptWith(this.termKeys.get(term)!, term, path, plaintext);
+    this.counts.set(term, (this.counts.get(term) ?? 0) + 1);
+    return value;
+  }
+
+  decrypt(path: string, value: Buffer): Buffer {
+    this.requireUnsealed();
+    const { term } = parseValue(value, path);
+    const key = this.termKeys.get(term);
+    if (!key) throw new UnknownTermError(term);
+    return this.decryptWith(key, path, value);
+  }
+
+  /** Writes the keyring with current encryption counts (best-effort bookkeeping; callers decide when). */
+  persistCounts(): Promise<void> {
+    return this.writeKeyring((k) => k);
+  }
+
+  private writeKeyring(change: (k: Keyring) => Keyring): Promise<void> {
+    const write = this.keyringWrites.then(async () => {
+      const keyring = change(this.requireUnsealed().withCounts(this.counts));
+      const value = this.encryptWith(this.rootKey!, ROOT_KEY_TERM, KEYRING_PATH, keyring.serialize());
+      await this.storage.put(KEYRING_PATH, value);
+      this.keyring = keyring;
+    });
+    this.keyringWrites = write.catch(() => undefined);
+    return write;
+  }
+
+  private toStorageOp(op: BarrierOp, encrypt: (path: string, v: Buffer) => Buffer): StorageOp {
+    if (op.kind === 'delete') return { kind: 'delete', key: op.path };
+    return { kind: 'put', key: op.path, value: bypassesBarrier(op.path) ? op.value : encrypt(op.path, op.value) };
+  }
+
+  private encryptWith(key: TokenKey, term: number, path: string, plaintext: Buffer): Buffer {
+    const nonce = nextNonce();
+    const value = allocateValue(term, nonce, plaintext.length);
+    this.token.encrypt(key, nonce, Buffer.from(path), plaintext, value.subarray(HEADER_BYTES));
+    return value;
+  }
+
+  private decryptWith(key: TokenKey, path: string, value: Buffer): Buffer {
+    const { nonce, sealed } = parseValue(value, path);
+    return this.token.decrypt(key, nonce, Buffer.from(path), sealed, `value at "${path}"`);
+  }
+
+  private requireUnsealed(): Keyring {
+    if (!this.keyring) throw new SealedError();
+    return this.keyring;
+  }
+}
+
