@@ -1,0 +1,255 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import { TokenBarrier, type BarrierOp } from '../barrier/barrier.js';
+import { BarrierView } from '../barrier/view.js';
+import { combine, ShamirError, split } from '../crypto/shamir.js';
+import { IntegrityError } from '../pkcs11/errors.js';
+import type { Token } from '../pkcs11/token.js';
+import type { StorageBackend } from '../storage/backend.js';
+import { VERSION } from '../version.js';
+import { InvalidRequestError, NotInitializedError } from './errors.js';
+import { MountTable } from './mounts.js';
+import { Mutex } from './mutex.js';
+import { LogicalRouter } from './router.js';
+import { parseSealConfig, SEAL_CONFIG_PATH, type SealConfig, shareLength, validateShareCounts } from './seal-config.js';
+import { decodeShare, ShareCollector } from './shares.js';
+import { type TokenEntry, TokenStore } from './token-store.js';
+
+const CLUSTER_PATH = 'core/cluster';
+
+export interface CoreOptions {
+  storage: StorageBackend;
+  token: Token;
+  /** Create the seal key in the token at init when it does not exist. */
+  generateKey: boolean;
+  log: Logger;
+  /** How often encryption counts are written back with the keyring (ms). */
+  countPersistMs?: number;
+}
+
+export interface SealStatus {
+  type: 'shamir';
+  initialized: boolean;
+  sealed: boolean;
+  t: number;
+  n: number;
+  progress: number;
+  nonce: string;
+  version: string;
+  migration: boolean;
+  recovery_seal: boolean;
+  storage_type: string;
+  cluster_name?: string;
+  cluster_id?: string;
+}
+
+export interface InitResult {
+  keys: Buffer[];
+  rootToken: string;
+}
+
+interface ClusterInfo {
+  cluster_name: string;
+  cluster_id: string;
+}
+
+/**
+ * The state machine: initialize, unseal with a quorum of shares, seal. Every state change
+ * runs under one mutex so concurrent operators cannot interleave half-done transitions.
+ */
+export class Core {
+  readonly barrier: TokenBarrier;
+  readonly tokens: TokenStore;
+  readonly mounts: MountTable;
+  readonly router: LogicalRouter;
+  private readonly storage: StorageBackend;
+  private readonly token: Token;
+  private readonly log: Logger;
+  private readonly stateLock = new Mutex();
+  private readonly unsealShares = new ShareCollector();
+  private unsealNonce = '';
+  private cluster: ClusterInfo | undefined;
+  private countTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly opts: CoreOptions) {
+    this.storage = opts.storage;
+    this.token = opts.token;
+    this.log = opts.log;
+    this.barrier = new TokenBarrier(opts.storage, opts.token);
+    this.tokens = new TokenStore(this.barrier);
+    this.mounts = new MountTable(this.barrier);
+    this.router = new LogicalRouter(this.barrier, this.mounts);
+  }
+
+  get sealed(): boolean {
+    return this.barrier.sealed;
+  }
+
+  async sealConfig(): Promise<SealConfig | undefined> {
+    const raw = await this.storage.get(SEAL_CONFIG_PATH);
+    return raw && parseSealConfig(raw);
+  }
+
+  async initialized(): Promise<boolean> {
+    return (await this.sealConfig()) !== undefined;
+  }
+
+  init(shares: number, threshold: number): Promise<InitResult> {
+    return this.stateLock.run(async () => {
+      if (await this.initialized()) throw new InvalidRequestError('Vault is already initialized');
+      validateShareCounts(shares, threshold);
+      this.token.ensureSealKey(this.opts.generateKey);
+
+      const rootBytes = this.token.random(32);
+      const keys = shares === 1 ? [Buffer.from(rootBytes)] : split(rootBytes, shares, threshold);
+      const rootKey = this.token.importKey(rootBytes);
+      const root = TokenStore.initialRoot();
+      const config: SealConfig = { type: 'shamir', secret_shares: shares, secret_threshold: threshold };
+      const cluster: ClusterInfo = { cluster_name: `keyward-cluster-${randomUUID().slice(0, 8)}`, cluster_id: randomUUID() };
+      const ops: BarrierOp[] = [
+        { kind: 'put', path: SEAL_CONFIG_PATH, value: Buffer.from(JSON.stringify(config)) },
+        { kind: 'put', path: CLUSTER_PATH, value: Buffer.from(JSON.stringify(cluster)) },
+        ...root.ops,
+        ...MountTable.initialOps(),
+      ];
+      try {
+        await this.barrier.initialize(rootKey, ops);
+      } finally {
+        this.token.releaseKey(rootKey);
+      }
+      this.log.info({ shares, threshold }, 'initialized');
+      return { keys, rootToken: root.token };
+    });
+  }
+
+  async sealStatus(): Promise<SealStatus> {
+    const config = await this.sealConfig();
+    const status: SealStatus = {
+      type: 'shamir',
+      initialized: config !== undefined,
+      sealed: this.sealed,
+      t: config?.secret_threshold ?? 0,
+      n: config?.secret_shares ?? 0,
+      progress: this.unsealShares.progress,
+      nonce: this.unsealNonce,
+      version: VERSION,
+      migration: false,
+      recovery_seal: false,
+      storage_type: this.storage.type,
+    };
+    if (!this.sealed && this.cluster) Object.assign(status, this.cluster);
+    return status;
+  }
+
+  /** Takes one share (or a reset); at the threshold rebuilds the root key in the token and unseals. */
+  unseal(key: unknown, reset: boolean): Promise<SealStatus> {
+    return this.stateLock.run(async () => {
+      const config = await this.sealConfig();
+      if (!config) throw new NotInitializedError();
+      if (reset) {
+        this.resetUnseal();
+        return this.sealStatus();
+      }
+      if (!this.sealed) return this.sealStatus();
+      if (key === undefined || key === null || key === '') {
+        throw new InvalidRequestError("'key' must be specified in request body as JSON, or 'reset' set to true");
+      }
+      const share = decodeShare(key, shareLength(config));
+      if (this.unsealShares.progress === 0) this.unsealNonce = randomUUID();
+      this.unsealShares.add(share);
+      if (this.unsealShares.progress < config.secret_threshold) return this.sealStatus();
+
+      await this.unsealWith(config, this.unsealShares.take());
+      return this.sealStatus();
+    });
+  }
+
+  seal(): Promise<void> {
+    return this.stateLock.run(async () => {
+      if (this.countTimer) clearInterval(this.countTimer);
+      this.countTimer = undefined;
+      await this.barrier.seal();
+      this.tokens.clear();
+      this.mounts.clear();
+      this.cluster = undefined;
+      this.resetUnseal();
+      this.token.disconnect();
+      this.log.info('sealed');
+    });
+  }
+
+  async mount(path: string, type: string, version: string, description: string): Promise<void> {
+    await this.stateLock.run(() => this.mounts.mount(path, type, version, description));
+  }
+
+  async unmount(path: string): Promise<void> {
+    await this.stateLock.run(async () => {
+      await this.mounts.unmount(path, async (prefix) => {
+        const view = new BarrierView(this.barrier, prefix);
+        for (const key of await view.walk('')) await view.delete(key);
+      });
+      this.router.prune();
+    });
+  }
+
+  authenticate(clientToken: string | undefined): Promise<TokenEntry> {
+    return this.tokens.lookup(clientToken);
+  }
+
+  /** Seals (persisting encryption counts) before the process exits. */
+  async shutdown(): Promise<void> {
+    if (!this.sealed) await this.seal();
+  }
+
+  private async unsealWith(config: SealConfig, shares: Buffer[]): Promise<void> {
+    let rootBytes: Buffer;
+    try {
+      rootBytes = shares.length === 1 ? Buffer.from(shares[0]!) : combine(shares);
+    } catch (err) {
+      this.resetUnseal();
+      if (err instanceof ShamirError) {
+        throw new InvalidRequestError(`unseal failed: the shares cannot be combined (${err.message}); progress has been reset`);
+      }
+      throw err;
+    } finally {
+      for (const s of shares) s.fill(0);
+    }
+    const rootKey = this.token.importKey(rootBytes);
+    try {
+      await this.barrier.unseal(rootKey);
+      await this.mounts.load();
+      const cluster = await this.barrier.get(CLUSTER_PATH);
+      this.cluster = cluster && (JSON.parse(cluster.toString('utf8')) as ClusterInfo);
+    } catch (err) {
+      await this.barrier.seal();
+      this.token.releaseKey(rootKey);
+      this.resetUnseal();
+      if (err instanceof IntegrityError) {
+        throw new InvalidRequestError(
+          `unseal failed: the ${config.secret_threshold} shares given do not rebuild this cluster's root key (a share from another cluster, or a mistyped one); progress has been reset`,
+        );
+      }
+      throw err;
+    }
+    this.unsealNonce = '';
+    this.startCountPersistence();
+    this.log.info('unsealed');
+  }
+
+  private startCountPersistence(): void {
+    let last = -1;
+    this.countTimer = setInterval(() => {
+      if (this.sealed) return;
+      const { encryptions } = this.barrier.activeKey();
+      if (encryptions === last) return;
+      last = encryptions;
+      this.barrier.persistCounts().catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'could not persist encryption counts'));
+    }, this.opts.countPersistMs ?? 5000);
+    this.countTimer.unref();
+  }
+
+  private resetUnseal(): void {
+    this.unsealShares.reset();
+    this.unsealNonce = '';
+  }
+}

@@ -1,0 +1,299 @@
+import type { BarrierOp } from '../../barrier/barrier.js';
+import type { BarrierView } from '../../barrier/view.js';
+import { InvalidRequestError, NotFoundError } from '../../core/errors.js';
+import { KeyedMutex } from '../../core/mutex.js';
+import { jsonBuffer, type LogicalRequest, type LogicalResponse, type SecretsEngine } from '../engine.js';
+
+const DEFAULT_MAX_VERSIONS = 10;
+
+interface VersionMeta {
+  created_time: string;
+  deletion_time: string;
+  destroyed: boolean;
+}
+
+interface Metadata {
+  created_time: string;
+  updated_time: string;
+  current_version: number;
+  oldest_version: number;
+  max_versions: number;
+  cas_required: boolean;
+  delete_version_after: string;
+  custom_metadata: Record<string, string> | null;
+  versions: Record<string, VersionMeta>;
+}
+
+interface EngineConfig {
+  max_versions: number;
+  cas_required: boolean;
+  delete_version_after: string;
+}
+
+type Data = Record<string, unknown>;
+
+/**
+ * KV version 2 with Vault's API: versions, soft delete, undelete, destroy, metadata and
+ * check-and-set. Under its view, `metadata/<path>` holds the version list and
+ * `versions/<path>/<n>` each version's data; both change in one transaction.
+ */
+export class KvV2 implements SecretsEngine {
+  private readonly pathLocks = new KeyedMutex();
+
+  constructor(private readonly view: BarrierView) {}
+
+  async handle(req: LogicalRequest): Promise<LogicalResponse | undefined> {
+    const slash = req.path.indexOf('/');
+    const area = slash === -1 ? req.path : req.path.slice(0, slash);
+    const path = slash === -1 ? '' : req.path.slice(slash + 1);
+    switch (area) {
+      case 'config':
+        return this.config(req);
+      case 'data':
+        return this.data(req, path);
+      case 'metadata':
+        return this.metadata(req, path);
+      case 'delete':
+      case 'undelete':
+      case 'destroy':
+        if (req.operation !== 'update') throw new InvalidRequestError(`${area} takes PUT or POST with a "versions" list`);
+        return this.changeVersions(area, requireSecretPath(path), req.data);
+      default:
+        throw new NotFoundError(`no handler for route "${req.path}" in a KV version 2 mount (use data/, metadata/, delete/, undelete/, destroy/ or config)`);
+    }
+  }
+
+  private async config(req: LogicalRequest): Promise<LogicalResponse | undefined> {
+    if (req.operation === 'read') return { data: { ...(await this.engineConfig()) } };
+    if (req.operation !== 'update') throw new InvalidRequestError('config takes GET, PUT or POST');
+    const current = await this.engineConfig();
+    const next: EngineConfig = {
+      max_versions: optionalCount(req.data.max_versions, 'max_versions') ?? current.max_versions,
+      cas_required: optionalBool(req.data.cas_required, 'cas_required') ?? current.cas_required,
+      delete_version_after: optionalString(req.data.delete_version_after, 'delete_version_after') ?? current.delete_version_after,
+    };
+    await this.view.put('config', jsonBuffer(next));
+    return undefined;
+  }
+
+  private async data(req: LogicalRequest, rawPath: string): Promise<LogicalResponse | undefined> {
+    if (req.operation === 'list') throw new InvalidRequestError('list keys under metadata/, not data/');
+    const path = requireSecretPath(rawPath);
+    switch (req.operation) {
+      case 'read':
+        return this.readVersion(path, req.query.version);
+      case 'update':
+        return this.pathLocks.run(path, () => this.write(path, req.data, false));
+      case 'patch':
+        return this.pathLocks.run(path, () => this.write(path, req.data, true));
+      case 'delete':
+        return this.changeVersions('delete', path, { versions: 'latest' });
+    }
+  }
+
+  private async readVersion(path: string, versionParam: string | undefined): Promise<LogicalResponse> {
+    const meta = await this.view.getJson<Metadata>(`metadata/${path}`);
+    if (!meta) throw new NotFoundError('');
+    const version = versionParam === undefined || versionParam === '0' ? meta.current_version : parseVersion(versionParam);
+    const vmeta = meta.versions[String(version)];
+    if (!vmeta) throw new NotFoundError('');
+    const metadata = { ...vmeta, custom_metadata: meta.custom_metadata, version };
+    if (vmeta.deletion_time || vmeta.destroyed) return { status: 404, data: { data: null, metadata } };
+    const data = await this.view.getJson<Data>(`versions/${path}/${version}`);
+    if (!data) throw new NotFoundError('');
+    return { data: { data, metadata } };
+  }
+
+  private async write(path: string, body: Data, patch: boolean): Promise<LogicalResponse> {
+    const given = body.data;
+    if (given === undefined || given === null || typeof given !== 'object' || Array.isArray(given)) {
+      throw new InvalidRequestError('no data provided: the body must be {"data": {...}}');
+    }
+    const config = await this.engineConfig();
+    const existing = await this.view.getJson<Metadata>(`metadata/${path}`);
+    if (patch && (!existing || !existing.versions[String(existing.current_version)] || existing.versions[String(existing.current_version)]!.deletion_time)) {
+      throw new NotFoundError('');
+    }
+    const cas = optionalCount((body.options as Data | undefined)?.cas, 'options.cas');
+    const casRequired = config.cas_required || (existing?.cas_required ?? false);
+    if (cas === undefined && casRequired) throw new InvalidRequestError('check-and-set parameter required for this call');
+    if (cas !== undefined && cas !== (existing?.current_version ?? 0)) {
+      throw new InvalidRequestError('check-and-set parameter did not match the current version');
+    }
+
+    let value = given as Data;
+    if (patch) {
+      const current = (await this.view.getJson<Data>(`versions/${path}/${existing!.current_version}`)) ?? {};
+      value = mergePatch(current, value);
+    }
+    const now = new Date().toISOString();
+    const version = (existing?.current_version ?? 0) + 1;
+    const meta: Metadata = existing
+      ? { ...existing, versions: { ...existing.versions } }
+      : {
+          created_time: now,
+          updated_time: now,
+          current_version: 0,
+          oldest_version: 1,
+          max_versions: 0,
+          cas_required: false,
+          delete_version_after: '0s',
+          custom_metadata: null,
+          versions: {},
+        };
+    meta.current_version = version;
+    meta.updated_time = now;
+    meta.versions[String(version)] = { created_time: now, deletion_time: '', destroyed: false };
+    const ops: BarrierOp[] = [{ kind: 'put', path: `versions/${path}/${version}`, value: jsonBuffer(value) }];
+    const keep = meta.max_versions || config.max_versions || DEFAULT_MAX_VERSIONS;
+    for (const v of Object.keys(meta.versions).map(Number).sort((a, b) => a - b)) {
+      if (v > version - keep) break;
+      delete meta.versions[String(v)];
+      ops.push({ kind: 'delete', path: `versions/${path}/${v}` });
+    }
+    meta.oldest_version = Math.min(...Object.keys(meta.versions).map(Number));
+    ops.push({ kind: 'put', path: `metadata/${path}`, value: jsonBuffer(meta) });
+    await this.view.transaction(ops);
+    return { data: { ...meta.versions[String(version)], custom_metadata: meta.custom_metadata, version } };
+  }
+
+  private changeVersions(kind: 'delete' | 'undelete' | 'destroy', path: string, body: Data): Promise<undefined> {
+    return this.pathLocks.run(path, async () => {
+      const meta = await this.view.getJson<Metadata>(`metadata/${path}`);
+      if (!meta) return undefined;
+      const versions = body.versions === 'latest' ? [meta.current_version] : versionList(body.versions);
+      const ops: BarrierOp[] = [];
+      const now = new Date().toISOString();
+      for (const v of versions) {
+        const vm = meta.versions[String(v)];
+        if (!vm) continue;
+        if (kind === 'delete' && !vm.destroyed && !vm.deletion_time) vm.deletion_time = now;
+        if (kind === 'undelete' && !vm.destroyed) vm.deletion_time = '';
+        if (kind === 'destroy' && !vm.destroyed) {
+          vm.destroyed = true;
+          ops.push({ kind: 'delete', path: `versions/${path}/${v}` });
+        }
+      }
+      meta.updated_time = now;
+      ops.push({ kind: 'put', path: `metadata/${path}`, value: jsonBuffer(meta) });
+      await this.view.transaction(ops);
+      return undefined;
+    });
+  }
+
+  private async metadata(req: LogicalRequest, path: string): Promise<LogicalResponse | undefined> {
+    if (req.operation === 'list') {
+      const prefix = path === '' ? '' : path.replace(/\/*$/, '/');
+      const keys = await this.view.list(`metadata/${prefix}`);
+      if (keys.length === 0) throw new NotFoundError('');
+      return { data: { keys } };
+    }
+    const secret = requireSecretPath(path);
+    switch (req.operation) {
+      case 'read': {
+        const meta = await this.view.getJson<Metadata>(`metadata/${secret}`);
+        if (!meta) throw new NotFoundError('');
+        return { data: { ...meta } };
+      }
+      case 'update':
+        return this.pathLocks.run(secret, async () => {
+          const now = new Date().toISOString();
+          const meta = (await this.view.getJson<Metadata>(`metadata/${secret}`)) ?? {
+            created_time: now,
+            updated_time: now,
+            current_version: 0,
+            oldest_version: 0,
+            max_versions: 0,
+            cas_required: false,
+            delete_version_after: '0s',
+            custom_metadata: null,
+            versions: {},
+          };
+          meta.max_versions = optionalCount(req.data.max_versions, 'max_versions') ?? meta.max_versions;
+          meta.cas_required = optionalBool(req.data.cas_required, 'cas_required') ?? meta.cas_required;
+          meta.delete_version_after = optionalString(req.data.delete_version_after, 'delete_version_after') ?? meta.delete_version_after;
+          if (req.data.custom_metadata !== undefined) meta.custom_metadata = stringMap(req.data.custom_metadata);
+          meta.updated_time = now;
+          await this.view.put(`metadata/${secret}`, jsonBuffer(meta));
+          return undefined;
+        });
+      case 'delete':
+        return this.pathLocks.run(secret, async () => {
+          const meta = await this.view.getJson<Metadata>(`metadata/${secret}`);
+          if (!meta) return undefined;
+          const ops: BarrierOp[] = Object.keys(meta.versions).map((v) => ({ kind: 'delete' as const, path: `versions/${secret}/${v}` }));
+          ops.push({ kind: 'delete', path: `metadata/${secret}` });
+          await this.view.transaction(ops);
+          return undefined;
+        });
+      case 'patch':
+        throw new InvalidRequestError('PATCH of metadata is not supported; use POST');
+    }
+  }
+
+  private async engineConfig(): Promise<EngineConfig> {
+    return (await this.view.getJson<EngineConfig>('config')) ?? { max_versions: 0, cas_required: false, delete_version_after: '0s' };
+  }
+}
+
+function requireSecretPath(path: string): string {
+  if (path === '' || path.endsWith('/')) throw new InvalidRequestError('a secret path is required (it may not end with "/")');
+  return path;
+}
+
+function parseVersion(v: string): number {
+  if (!/^\d+$/.test(v)) throw new InvalidRequestError(`version "${v}" is not a number`);
+  return Number(v);
+}
+
+function versionList(v: unknown): number[] {
+  const list = Array.isArray(v) ? v : typeof v === 'string' ? v.split(',') : undefined;
+  if (!list || list.length === 0) throw new InvalidRequestError('no version number provided');
+  return list.map((x) => {
+    const n = typeof x === 'number' ? x : typeof x === 'string' && /^\s*\d+\s*$/.test(x) ? Number(x) : NaN;
+    if (!Number.isInteger(n) || n < 1) throw new InvalidRequestError(`invalid version ${JSON.stringify(x)}`);
+    return n;
+  });
+}
+
+function optionalCount(v: unknown, field: string): number | undefined {
+  if (v === undefined || v === null) return undefined;
+  const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) throw new InvalidRequestError(`${field} must be a non-negative integer`);
+  return n;
+}
+
+function optionalBool(v: unknown, field: string): boolean | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v === 'boolean') return v;
+  if (v === 'true' || v === 'false') return v === 'true';
+  throw new InvalidRequestError(`${field} must be true or false`);
+}
+
+function optionalString(v: unknown, field: string): string | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v === 'number') return `${v}s`;
+  if (typeof v !== 'string') throw new InvalidRequestError(`${field} must be a duration string`);
+  return v;
+}
+
+function stringMap(v: unknown): Record<string, string> | null {
+  if (v === null) return null;
+  if (typeof v !== 'object' || Array.isArray(v)) throw new InvalidRequestError('custom_metadata must be an object of strings');
+  for (const val of Object.values(v as Data)) {
+    if (typeof val !== 'string') throw new InvalidRequestError('custom_metadata values must be strings');
+  }
+  return v as Record<string, string>;
+}
+
+/** RFC 7386 JSON merge patch: null removes a key, objects merge recursively. */
+function mergePatch(target: Data, patch: Data): Data {
+  const out: Data = { ...target };
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete out[k];
+    else if (typeof v === 'object' && !Array.isArray(v) && typeof out[k] === 'object' && out[k] !== null && !Array.isArray(out[k])) {
+      out[k] = mergePatch(out[k] as Data, v as Data);
+    } else out[k] = v;
+  }
+  return out;
+}
