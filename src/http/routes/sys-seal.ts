@@ -1,0 +1,153 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Core } from '../../core/core.js';
+import { HttpError } from '../errors.js';
+
+const sealStatusSchema = {
+  type: 'object',
+  properties: {
+    type: { type: 'string' },
+    initialized: { type: 'boolean' },
+    sealed: { type: 'boolean' },
+    t: { type: 'integer' },
+    n: { type: 'integer' },
+    progress: { type: 'integer' },
+    nonce: { type: 'string' },
+    version: { type: 'string' },
+    migration: { type: 'boolean' },
+    recovery_seal: { type: 'boolean' },
+    storage_type: { type: 'string' },
+    cluster_name: { type: 'string' },
+    cluster_id: { type: 'string' },
+  },
+} as const;
+
+const initBody = {
+  type: 'object',
+  properties: {
+    secret_shares: { type: 'integer' },
+    secret_threshold: { type: 'integer' },
+    pgp_keys: { type: 'array', items: { type: 'string' } },
+    root_token_pgp_key: { type: 'string' },
+    stored_shares: { type: 'integer' },
+    recovery_shares: { type: 'integer' },
+    recovery_threshold: { type: 'integer' },
+  },
+  required: ['secret_shares', 'secret_threshold'],
+} as const;
+
+const unsealBody = {
+  type: 'object',
+  properties: {
+    key: { type: 'string' },
+    reset: { type: 'boolean' },
+    migrate: { type: 'boolean' },
+  },
+} as const;
+
+const healthQuery = {
+  type: 'object',
+  properties: {
+    standbyok: { type: 'boolean' },
+    perfstandbyok: { type: 'boolean' },
+    activecode: { type: 'integer', minimum: 100, maximum: 599 },
+    standbycode: { type: 'integer', minimum: 100, maximum: 599 },
+    sealedcode: { type: 'integer', minimum: 100, maximum: 599 },
+    uninitcode: { type: 'integer', minimum: 100, maximum: 599 },
+  },
+} as const;
+
+interface InitBody {
+  secret_shares: number;
+  secret_threshold: number;
+  pgp_keys?: string[];
+  root_token_pgp_key?: string;
+  stored_shares?: number;
+}
+
+interface HealthQuery {
+  standbyok?: boolean;
+  activecode?: number;
+  standbycode?: number;
+  sealedcode?: number;
+  uninitcode?: number;
+}
+
+/** sys/init, sys/seal-status, sys/unseal, sys/seal, sys/health: Vault's shapes and status codes. */
+export async function sealRoutes(app: FastifyInstance, opts: { core: Core }): Promise<void> {
+  const { core } = opts;
+  const write = ['PUT', 'POST'] as const;
+
+  app.get('/v1/sys/init', { config: { access: 'public' } }, async () => ({ initialized: await core.initialized() }));
+
+  app.route<{ Body: InitBody }>({
+    method: [...write],
+    url: '/v1/sys/init',
+    config: { access: 'public' },
+    schema: {
+      body: initBody,
+      response: {
+        200: {
+          type: 'object',
+          properties: {
+            keys: { type: 'array', items: { type: 'string' } },
+            keys_base64: { type: 'array', items: { type: 'string' } },
+            root_token: { type: 'string' },
+          },
+        },
+      },
+    },
+    handler: async (req) => {
+      const body = req.body;
+      if (body.pgp_keys?.length || body.root_token_pgp_key) {
+        throw new HttpError(400, 'PGP-encrypted init (pgp_keys, root_token_pgp_key) is not supported yet; initialize without them');
+      }
+      if (body.stored_shares) throw new HttpError(400, 'stored shares are only for auto-unseal seals; this server uses Shamir shares');
+      const result = await core.init(body.secret_shares, body.secret_threshold);
+      const reply = {
+        keys: result.keys.map((k) => k.toString('hex')),
+        keys_base64: result.keys.map((k) => k.toString('base64')),
+        root_token: result.rootToken,
+      };
+      for (const k of result.keys) k.fill(0);
+      return reply;
+    },
+  });
+
+  app.get('/v1/sys/seal-status', { config: { access: 'public' }, schema: { response: { 200: sealStatusSchema } } }, () => core.sealStatus());
+
+  app.route<{ Body: { key?: string; reset?: boolean } | undefined }>({
+    method: [...write],
+    url: '/v1/sys/unseal',
+    config: { access: 'public' },
+    schema: { body: unsealBody, response: { 200: sealStatusSchema } },
+    handler: (req) => core.unseal(req.body?.key, req.body?.reset === true),
+  });
+
+  app.route({
+    method: [...write],
+    url: '/v1/sys/seal',
+    handler: async (_req, reply) => {
+      await core.seal();
+      return reply.code(204).send();
+    },
+  });
+
+  const health = async (req: FastifyRequest<{ Querystring: HealthQuery }>, reply: FastifyReply) => {
+    const q = req.query;
+    const status = await core.sealStatus();
+    const code = !status.initialized ? (q.uninitcode ?? 501) : status.sealed ? (q.sealedcode ?? 503) : (q.activecode ?? 200);
+    const body = {
+      initialized: status.initialized,
+      sealed: status.sealed,
+      standby: false,
+      performance_standby: false,
+      replication_performance_mode: 'disabled',
+      replication_dr_mode: 'disabled',
+      server_time_utc: Math.floor(Date.now() / 1000),
+      version: status.version,
+      ...(status.cluster_name ? { cluster_name: status.cluster_name, cluster_id: status.cluster_id } : {}),
+    };
+    return reply.code(code).send(req.method === 'HEAD' ? undefined : body);
+  };
+  app.route({ method: ['GET', 'HEAD'], url: '/v1/sys/health', config: { access: 'public' }, schema: { querystring: healthQuery }, handler: health });
+}

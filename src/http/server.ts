@@ -1,0 +1,63 @@
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { Logger } from 'pino';
+import secureJson from 'secure-json-parse';
+import type { Core } from '../core/core.js';
+import { guard } from './auth.js';
+import { HttpError, toErrorReply } from './errors.js';
+import { logicalRoutes } from './routes/logical.js';
+import { mountRoutes } from './routes/sys-mounts.js';
+import { sealRoutes } from './routes/sys-seal.js';
+
+export const BODY_LIMIT_BYTES = 1024 * 1024;
+
+export interface HttpOptions {
+  log: Logger;
+  https?: { cert: Buffer; key: Buffer; minVersion?: 'TLSv1.2' | 'TLSv1.3' };
+}
+
+/** The fastify app: Vault's /v1 API over a Core. */
+export function buildHttpServer(core: Core, opts: HttpOptions): FastifyInstance {
+  const serverOptions: FastifyServerOptions = {
+    loggerInstance: opts.log,
+    bodyLimit: BODY_LIMIT_BYTES,
+    genReqId: () => randomUUID(),
+    disableRequestLogging: false,
+  };
+  const app = (
+    opts.https ? Fastify({ ...serverOptions, https: opts.https } as FastifyServerOptions) : Fastify(serverOptions)
+  ) as FastifyInstance;
+
+  // Vault clients send JSON with any content type (or none) and often an empty body.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => {
+    const text = body as string;
+    if (text.trim() === '') return done(null, undefined);
+    try {
+      // secure-json-parse refuses __proto__ and constructor.prototype keys (prototype poisoning).
+      done(null, secureJson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' }));
+    } catch (err) {
+      done(new HttpError(400, `failed to parse JSON input: ${(err as Error).message}`), undefined);
+    }
+  });
+
+  app.addHook('onRequest', async (req) => {
+    if (req.is404) return;
+    await guard(core)(req);
+  });
+
+  app.setErrorHandler((err, req, reply) => {
+    const out = toErrorReply(err);
+    if (out.serverFault) req.log.error({ err }, 'request failed');
+    return reply.code(out.status).send({ errors: out.errors });
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    return reply.code(404).send({ errors: [`no handler for route "${req.url}". route entry not found.`] });
+  });
+
+  app.register(sealRoutes, { core });
+  app.register(mountRoutes, { core });
+  app.register(logicalRoutes, { core });
+  return app;
+}
