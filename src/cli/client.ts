@@ -1,0 +1,76 @@
+import type { FlagSpec, FlagValues } from './flags.js';
+import { UsageError } from './flags.js';
+
+/** Flags every command that talks to a server accepts. */
+export const CLIENT_FLAGS: Record<string, FlagSpec> = {
+  address: { kind: 'string', help: 'server address; env KEYWARD_ADDR or VAULT_ADDR', default: '' },
+  format: { kind: 'string', help: 'output format: table or json; env KEYWARD_FORMAT or VAULT_FORMAT', default: '' },
+};
+
+/** The server answered with an error status; `errors` are its messages. */
+export class ApiError extends Error {
+  override readonly name = 'ApiError';
+  constructor(
+    readonly method: string,
+    readonly url: string,
+    readonly status: number,
+    readonly errors: string[],
+  ) {
+    super(`Error making API request.\n\nURL: ${method} ${url}\nCode: ${status}. Errors:\n\n${errors.map((e) => `* ${e}`).join('\n') || '* (none)'}`);
+  }
+}
+
+export interface ApiResponse {
+  status: number;
+  body: Record<string, unknown> | undefined;
+}
+
+export type OutputFormat = 'table' | 'json';
+
+export function outputFormat(flags: FlagValues, env: NodeJS.ProcessEnv = process.env): OutputFormat {
+  const f = (flags.format as string) || env.KEYWARD_FORMAT || env.VAULT_FORMAT || 'table';
+  if (f !== 'table' && f !== 'json') throw new UsageError(`-format must be "table" or "json", not "${f}"`);
+  return f;
+}
+
+/** A small client for keyward's (and Vault's) HTTP API. */
+export class ApiClient {
+  constructor(
+    readonly address: string,
+    private readonly token: string | undefined,
+  ) {}
+
+  static fromFlags(flags: FlagValues, env: NodeJS.ProcessEnv = process.env): ApiClient {
+    const address = ((flags.address as string) || env.KEYWARD_ADDR || env.VAULT_ADDR || 'https://127.0.0.1:8200').replace(/\/+$/, '');
+    if (!/^https?:\/\//.test(address)) throw new UsageError(`address "${address}" must start with http:// or https://`);
+    return new ApiClient(address, env.KEYWARD_TOKEN || env.VAULT_TOKEN || undefined);
+  }
+
+  async request(method: string, path: string, body?: unknown, allow: number[] = []): Promise<ApiResponse> {
+    const url = `${this.address}/v1/${path}`;
+    const headers: Record<string, string> = {};
+    if (this.token) headers['X-Vault-Token'] = this.token;
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    let res: Response;
+    try {
+      res = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    } catch (err) {
+      const cause = (err as { cause?: Error }).cause?.message ?? (err as Error).message;
+      throw new Error(`cannot reach ${this.address}: ${cause}`);
+    }
+    const text = await res.text();
+    let parsed: Record<string, unknown> | undefined;
+    if (text) {
+      try {
+        parsed = JSON.parse(text) as Record<string, unknown>;
+      } catch {
+        throw new Error(`${method} ${url}: the server answered ${res.status} with a body that is not JSON`);
+      }
+    }
+    if (res.status >= 400 && !allow.includes(res.status)) {
+      const errors = Array.isArray(parsed?.errors) ? (parsed.errors as unknown[]).map(String) : [];
+      throw new ApiError(method, url, res.status, errors);
+    }
+    return { status: res.status, body: parsed };
+  }
+}

@@ -1,0 +1,50 @@
+import { DEFAULT_PKCS11_LIB } from '../pkcs11/module.js';
+
+export interface StorageConfig {
+  type: 'file' | 'inmem';
+  path?: string;
+}
+
+export interface SealConfigBlock {
+  lib: string;
+  tokenLabel?: string;
+  slot?: number;
+  pin: string;
+  keyLabel: string;
+  generateKey: boolean;
+}
+
+export interface ListenerConfig {
+  address: string;
+  tlsDisable: boolean;
+  tlsCertFile?: string;
+  tlsKeyFile?: string;
+  tlsMinVersion?: 'TLSv1.2' | 'TLSv1.3';
+}
+
+export interface ServerConfig {
+  storage: StorageConfig;
+  seal: SealConfigBlock;
+  listener: ListenerConfig;
+  apiAddr?: string;
+  clusterAddr?: string;
+  logLevel: string;
+}
+
+export const DEFAULTS = {
+  lib: DEFAULT_PKCS11_LIB,
+  keyLabel: 'keyward-seal',
+  address: '127.0.0.1:8200',
+  logLevel: 'info',
+} as const;
+
+/** A configuration mistake; `field` is the dotted path the operator has to fix. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(
+    readonly field: string,
+    problem: string,
+  ) {
+    super(`config: ${field}: ${problem}`);
+  }
+}

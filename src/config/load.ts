@@ -1,0 +1,160 @@
+import { readFile } from 'node:fs/promises';
+import { parse as parseHcl } from '@cdktf/hcl2json';
+import { ConfigError, DEFAULTS, type ListenerConfig, type SealConfigBlock, type ServerConfig, type StorageConfig } from './config.js';
+
+type Obj = Record<string, unknown>;
+
+/** Reads an HCL (Vault style) or JSON config file and validates it into a ServerConfig. */
+export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): Promise<ServerConfig> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(file, `cannot read: ${(err as Error).message}`);
+  }
+  let raw: unknown;
+  if (file.endsWith('.json')) {
+    try {
+      raw = JSON.parse(text);
+    } catch (err) {
+      throw new ConfigError(file, `invalid JSON: ${(err as Error).message}`);
+    }
+  } else {
+    try {
+      raw = await parseHcl(file, text);
+    } catch (err) {
+      throw new ConfigError(file, `invalid HCL: ${String((err as Error).message ?? err).replace(/^parse config: /, '')}`);
+    }
+  }
+  return validateConfig(raw, env);
+}
+
+/** Validates a parsed document (HCL blocks come as one-element arrays; JSON may omit them). */
+export function validateConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env): ServerConfig {
+  const top = object(raw, '(top level)');
+  allowOnly(top, '', ['storage', 'seal', 'listener', 'api_addr', 'cluster_addr', 'log_level', 'ui', 'disable_mlock']);
+  return {
+    storage: storageBlock(top.storage),
+    seal: sealBlock(top.seal, env),
+    listener: listenerBlock(top.listener),
+    apiAddr: optionalString(top.api_addr, 'api_addr'),
+    clusterAddr: optionalString(top.cluster_addr, 'cluster_addr'),
+    logLevel: logLevel(top.log_level),
+  };
+}
+
+function storageBlock(v: unknown): StorageConfig {
+  const [type, body] = labelledBlock(v, 'storage', ['file', 'inmem']);
+  if (type === 'inmem') {
+    allowOnly(body, 'storage.inmem', []);
+    return { type };
+  }
+  allowOnly(body, 'storage.file', ['path']);
+  const path = requiredString(body.path, 'storage.file.path');
+  return { type, path };
+}
+
+function sealBlock(v: unknown, env: NodeJS.ProcessEnv): SealConfigBlock {
+  const [, body] = labelledBlock(v, 'seal', ['pkcs11']);
+  const f = (name: string) => `seal.pkcs11.${name}`;
+  allowOnly(body, 'seal.pkcs11', ['lib', 'token_label', 'slot', 'pin', 'key_label', 'generate_key', 'mechanism']);
+  const fromEnv = (name: string) => env[`KEYWARD_HSM_${name}`] ?? env[`VAULT_HSM_${name}`];
+  const tokenLabel = optionalString(body.token_label ?? fromEnv('TOKEN_LABEL'), f('token_label'));
+  const slotRaw = body.slot ?? fromEnv('SLOT');
+  const slot = slotRaw === undefined ? undefined : integer(slotRaw, f('slot'));
+  if (tokenLabel === undefined && slot === undefined) throw new ConfigError(f('token_label'), 'set token_label (or slot) to choose the token');
+  const pin = optionalString(body.pin ?? fromEnv('PIN'), f('pin'));
+  if (!pin) throw new ConfigError(f('pin'), 'missing: set pin in the config or KEYWARD_HSM_PIN in the environment');
+  return {
+    lib: optionalString(body.lib ?? fromEnv('LIB'), f('lib')) ?? DEFAULTS.lib,
+    tokenLabel,
+    slot,
+    pin,
+    keyLabel: optionalString(body.key_label ?? fromEnv('KEY_LABEL'), f('key_label')) ?? DEFAULTS.keyLabel,
+    generateKey: bool(body.generate_key ?? fromEnv('GENERATE_KEY') ?? false, f('generate_key')),
+  };
+}
+
+function listenerBlock(v: unknown): ListenerConfig {
+  if (v === undefined) return { address: DEFAULTS.address, tlsDisable: false };
+  const [, body] = labelledBlock(v, 'listener', ['tcp']);
+  const f = (name: string) => `listener.tcp.${name}`;
+  allowOnly(body, 'listener.tcp', ['address', 'tls_disable', 'tls_cert_file', 'tls_key_file', 'tls_min_version', 'cluster_address']);
+  const address = optionalString(body.address, f('address')) ?? DEFAULTS.address;
+  if (!/^(\[[0-9a-fA-F:]+\]|[^:]+):\d{1,5}$/.test(address)) throw new ConfigError(f('address'), `"${address}" is not host:port`);
+  const tlsDisable = bool(body.tls_disable ?? false, f('tls_disable'));
+  const tlsCertFile = optionalString(body.tls_cert_file, f('tls_cert_file'));
+  const tlsKeyFile = optionalString(body.tls_key_file, f('tls_key_file'));
+  if (!tlsDisable && (!tlsCertFile || !tlsKeyFile)) {
+    throw new ConfigError(tlsCertFile ? f('tls_key_file') : f('tls_cert_file'), 'required unless tls_disable = true');
+  }
+  const minVersion = optionalString(body.tls_min_version, f('tls_min_version'));
+  const tlsMinVersion = minVersion === undefined ? undefined : minVersion === 'tls12' ? 'TLSv1.2' : minVersion === 'tls13' ? 'TLSv1.3' : undefined;
+  if (minVersion !== undefined && !tlsMinVersion) throw new ConfigError(f('tls_min_version'), 'must be "tls12" or "tls13"');
+  return { address, tlsDisable, tlsCertFile, tlsKeyFile, tlsMinVersion };
+}
+
+/** `storage "file" { ... }` arrives as {file: [{...}]} from HCL or {file: {...}} from JSON. */
+function labelledBlock<T extends string>(v: unknown, name: string, allowed: readonly T[]): [T, Obj] {
+  if (v === undefined) throw new ConfigError(name, `missing block (one of: ${allowed.map((a) => `${name} "${a}"`).join(', ')})`);
+  const blocks = object(unwrap(v, name), name);
+  const labels = Object.keys(blocks);
+  if (labels.length !== 1) throw new ConfigError(name, `exactly one ${name} block is allowed, found ${labels.length}`);
+  const label = labels[0]!;
+  if (!(allowed as readonly string[]).includes(label)) {
+    throw new ConfigError(`${name} "${label}"`, `unsupported type (supported: ${allowed.join(', ')})`);
+  }
+  return [label as T, object(unwrap(blocks[label], `${name}.${label}`), `${name}.${label}`)];
+}
+
+function unwrap(v: unknown, field: string): unknown {
+  if (!Array.isArray(v)) return v;
+  if (v.length !== 1) throw new ConfigError(field, `declared ${v.length} times; declare it once`);
+  return v[0];
+}
+
+function object(v: unknown, field: string): Obj {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError(field, 'must be a block');
+  return v as Obj;
+}
+
+function allowOnly(body: Obj, where: string, allowed: string[]): void {
+  for (const key of Object.keys(body)) {
+    if (!allowed.includes(key)) {
+      throw new ConfigError(where ? `${where}.${key}` : key, `unknown setting${allowed.length ? ` (known: ${allowed.join(', ')})` : ''}`);
+    }
+  }
+}
+
+function optionalString(v: unknown, field: string): string | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v === 'number') return String(v);
+  if (typeof v !== 'string') throw new ConfigError(field, 'must be a string');
+  return v;
+}
+
+function requiredString(v: unknown, field: string): string {
+  const s = optionalString(v, field);
+  if (!s) throw new ConfigError(field, 'required');
+  return s;
+}
+
+function integer(v: unknown, field: string): number {
+  const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw new ConfigError(field, 'must be a non-negative integer');
+  return n;
+}
+
+function bool(v: unknown, field: string): boolean {
+  if (typeof v === 'boolean') return v;
+  if (v === 1 || v === '1' || v === 'true') return true;
+  if (v === 0 || v === '0' || v === 'false') return false;
+  throw new ConfigError(field, 'must be true or false');
+}
+
+function logLevel(v: unknown): string {
+  const level = optionalString(v, 'log_level') ?? DEFAULTS.logLevel;
+  const levels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+  if (!levels.includes(level.toLowerCase())) throw new ConfigError('log_level', `must be one of ${levels.join(', ')}`);
+  return level.toLowerCase();
+}

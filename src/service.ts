@@ -1,0 +1,72 @@
+import { readFile } from 'node:fs/promises';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { ServerConfig } from './config/config.js';
+import { Core } from './core/core.js';
+import { buildHttpServer } from './http/server.js';
+import { Token } from './pkcs11/token.js';
+import type { StorageBackend } from './storage/backend.js';
+import { FileBackend } from './storage/file.js';
+import { InmemBackend } from './storage/inmem.js';
+
+export interface ServiceOptions {
+  /** How often encryption counts are persisted (ms). */
+  countPersistMs?: number;
+}
+
+/** A running keyward: storage, token, core and HTTP listener, closed together. */
+export interface Service {
+  core: Core;
+  token: Token;
+  storage: StorageBackend;
+  app: FastifyInstance;
+  /** Base URL the listener answers on (with the real port when 0 was configured). */
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function openStorage(config: ServerConfig['storage']): Promise<StorageBackend> {
+  if (config.type === 'inmem') return new InmemBackend();
+  return FileBackend.open(config.path!);
+}
+
+export function splitAddress(address: string): { host: string; port: number } {
+  const m = /^\[?([^\]]*?)\]?:(\d+)$/.exec(address);
+  if (!m) throw new Error(`listener address "${address}" is not host:port`);
+  return { host: m[1]!, port: Number(m[2]) };
+}
+
+export async function startService(config: ServerConfig, log: Logger, opts: ServiceOptions = {}): Promise<Service> {
+  const storage = await openStorage(config.storage);
+  const token = new Token(
+    { lib: config.seal.lib, tokenLabel: config.seal.tokenLabel, slot: config.seal.slot, pin: config.seal.pin, keyLabel: config.seal.keyLabel },
+    log.child({ component: 'pkcs11' }),
+  );
+  try {
+    log.info({ sealKeyFound: token.hasSealKey() }, 'connected to the PKCS#11 token');
+  } catch (err) {
+    log.warn({ err: (err as Error).message }, 'PKCS#11 token not reachable yet; requests that need it will answer 503 until it is');
+  }
+  const core = new Core({ storage, token, generateKey: config.seal.generateKey, log, countPersistMs: opts.countPersistMs });
+  const l = config.listener;
+  const https = l.tlsDisable
+    ? undefined
+    : { cert: await readFile(l.tlsCertFile!), key: await readFile(l.tlsKeyFile!), minVersion: l.tlsMinVersion ?? ('TLSv1.2' as const) };
+  const app = buildHttpServer(core, { log, https });
+  const { host, port } = splitAddress(l.address);
+  await app.listen({ host, port });
+  const bound = app.server.address();
+  const realPort = typeof bound === 'object' && bound ? bound.port : port;
+  const url = `${https ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${realPort}`;
+  log.info({ url, storage: storage.type }, 'keyward listening');
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      await app.close();
+      await core.shutdown();
+      token.disconnect();
+      await storage.close();
+    })());
+  return { core, token, storage, app, url, close };
+}
