@@ -36,7 +36,7 @@ export class FileBackend implements StorageBackend {
     return backend;
   }
 
-  get(key: string): Promise<Buffer | undefined> {
+  async get(key: string): Promise<Buffer | undefined> {
     validateKey(key);
     return this.lock.shared(async () => {
       try {
@@ -48,17 +48,17 @@ export class FileBackend implements StorageBackend {
     });
   }
 
-  put(key: string, value: Buffer): Promise<void> {
+  async put(key: string, value: Buffer): Promise<void> {
     validateKey(key);
     return this.lock.shared(() => this.writeEntry(key, value));
   }
 
-  delete(key: string): Promise<void> {
+  async delete(key: string): Promise<void> {
     validateKey(key);
     return this.lock.shared(() => this.removeEntry(key));
   }
 
-  list(prefix: string): Promise<string[]> {
+  async list(prefix: string): Promise<string[]> {
     validatePrefix(prefix);
     return this.lock.shared(async () => {
       const dir = prefix === '' ? this.dataDir : join(this.dataDir, ...prefix.slice(0, -1).split('/').map(encodeSegment));
@@ -78,7 +78,7 @@ export class FileBackend implements StorageBackend {
     });
   }
 
-  transaction(ops: readonly StorageOp[]): Promise<void> {
+  async transaction(ops: readonly StorageOp[]): Promise<void> {
     for (const op of ops) validateKey(op.key);
     return this.lock.exclusive(async () => {
       const body = ops.map((op) =>

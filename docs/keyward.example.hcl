@@ -1,0 +1,22 @@
+# An example keyward configuration. Vault's syntax: storage, seal and listener blocks.
+
+storage "file" {
+  path = "/var/lib/keyward/storage"
+}
+
+seal "pkcs11" {
+  lib          = "/usr/lib/softhsm/libsofthsm2.so"  # your HSM vendor's PKCS#11 module
+  token_label  = "keyward"                          # or: slot = 1234
+  key_label    = "keyward-seal"                     # the AES-256 seal key inside the token
+  generate_key = true                               # create it at init if it does not exist
+  # pin: better from the environment, KEYWARD_HSM_PIN (VAULT_HSM_PIN also works)
+}
+
+listener "tcp" {
+  address       = "127.0.0.1:8200"
+  tls_cert_file = "/etc/keyward/tls.crt"
+  tls_key_file  = "/etc/keyward/tls.key"
+  # tls_disable = true   # only on loopback, for trying things out
+}
+
+log_level = "info"

@@ -1,0 +1,65 @@
+import { request } from 'node:http';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import type { ServerConfig } from '../../src/config/config.js';
+import { startService, type Service } from '../../src/service.js';
+import { freshToken, type TestToken } from './softhsm.js';
+
+export interface InProcess {
+  service: Service;
+  token: TestToken;
+  dataDir: string;
+  config: ServerConfig;
+}
+
+/** A keyward in this process on a fresh SoftHSM2 token, file storage and a free loopback port. */
+export async function startInProcess(storage: 'file' | 'inmem' = 'file'): Promise<InProcess> {
+  const token = await freshToken();
+  const dataDir = await mkdtemp(join(tmpdir(), 'keyward-data-'));
+  const config: ServerConfig = {
+    storage: storage === 'file' ? { type: 'file', path: dataDir } : { type: 'inmem' },
+    seal: { ...token.config, generateKey: true },
+    listener: { address: '127.0.0.1:0', tlsDisable: true },
+    logLevel: 'silent',
+  };
+  const service = await startService(config, pino({ level: 'silent' }));
+  return { service, token, dataDir, config };
+}
+
+export interface Reply {
+  status: number;
+  body: any;
+}
+
+/** One HTTP call against a running server, returning status and parsed body. */
+export async function call(base: string, method: string, path: string, opts: { token?: string; body?: unknown; raw?: string; headers?: Record<string, string> } = {}): Promise<Reply> {
+  const headers: Record<string, string> = { ...opts.headers };
+  if (opts.token) headers['X-Vault-Token'] = opts.token;
+  let body: string | undefined = opts.raw;
+  if (opts.body !== undefined) {
+    body = JSON.stringify(opts.body);
+    headers['Content-Type'] = 'application/json';
+  }
+  const res = await fetch(`${base}/v1/${path}`, { method, headers, body });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : undefined };
+}
+
+/** A request whose path is sent exactly as given (fetch would normalize dot segments away). */
+export function rawPathRequest(base: string, method: string, path: string, token: string, body: string): Promise<Reply> {
+  const url = new URL(base);
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host: url.hostname, port: url.port, method, path, headers: { 'X-Vault-Token': token, 'Content-Type': 'application/json' } },
+      (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => (text += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : undefined }));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}

@@ -1,0 +1,88 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from '../src/config/config.js';
+import { loadConfigFile, validateConfig } from '../src/config/load.js';
+
+async function file(name: string, text: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'kw-config-'));
+  const path = join(dir, name);
+  await writeFile(path, text);
+  return path;
+}
+
+const HCL = `
+storage "file" {
+  path = "/var/lib/keyward"
+}
+
+seal "pkcs11" {
+  lib          = "/usr/lib/softhsm/libsofthsm2.so"
+  token_label  = "prod"
+  pin          = "1234"
+  key_label    = "kw-seal"
+  generate_key = true
+}
+
+listener "tcp" {
+  address     = "0.0.0.0:8200"
+  tls_disable = 1
+}
+
+api_addr  = "http://10.0.0.1:8200"
+log_level = "warn"
+`;
+
+describe('config', () => {
+  it('reads Vault-style HCL', async () => {
+    const c = await loadConfigFile(await file('k.hcl', HCL), {});
+    expect(c).toEqual({
+      storage: { type: 'file', path: '/var/lib/keyward' },
+      seal: { lib: '/usr/lib/softhsm/libsofthsm2.so', tokenLabel: 'prod', slot: undefined, pin: '1234', keyLabel: 'kw-seal', generateKey: true },
+      listener: { address: '0.0.0.0:8200', tlsDisable: true, tlsCertFile: undefined, tlsKeyFile: undefined, tlsMinVersion: undefined },
+      apiAddr: 'http://10.0.0.1:8200',
+      clusterAddr: undefined,
+      logLevel: 'warn',
+    });
+  });
+
+  it('reads JSON with blocks as plain objects, and takes the PIN from the environment', async () => {
+    const json = JSON.stringify({
+      storage: { file: { path: '/d' } },
+      seal: { pkcs11: { slot: 7 } },
+      listener: { tcp: { address: '127.0.0.1:9000', tls_disable: true } },
+    });
+    const c = await loadConfigFile(await file('k.json', json), { KEYWARD_HSM_PIN: 'from-env' });
+    expect(c.seal).toMatchObject({ slot: 7, pin: 'from-env', keyLabel: 'keyward-seal', generateKey: false, lib: '/usr/lib/softhsm/libsofthsm2.so' });
+  });
+
+  it('names the bad field', async () => {
+    const cases: Array<[unknown, string]> = [
+      [{ seal: { pkcs11: { token_label: 't', pin: 'p' } } }, 'config: storage: missing block'],
+      [{ storage: { s3: {} }, seal: { pkcs11: { token_label: 't', pin: 'p' } } }, 'config: storage "s3": unsupported type'],
+      [{ storage: { file: {} }, seal: { pkcs11: { token_label: 't', pin: 'p' } } }, 'config: storage.file.path: required'],
+      [{ storage: { file: { path: '/d' } }, seal: { pkcs11: { token_label: 't' } } }, 'config: seal.pkcs11.pin: missing'],
+      [{ storage: { file: { path: '/d' } }, seal: { pkcs11: { pin: 'p' } } }, 'config: seal.pkcs11.token_label:'],
+      [{ storage: { file: { path: '/d' } }, seal: { pkcs11: { token_label: 't', pin: 'p', token_lable: 'x' } } }, 'config: seal.pkcs11.token_lable: unknown setting'],
+      [{ storage: { file: { path: '/d' } }, seal: { pkcs11: { token_label: 't', pin: 'p', generate_key: 'yes' } } }, 'config: seal.pkcs11.generate_key: must be true or false'],
+      [{ storage: { file: { path: '/d' } }, seal: { pkcs11: { token_label: 't', pin: 'p' } }, listener: { tcp: { address: 'nope' } } }, 'config: listener.tcp.address:'],
+      [{ storage: { file: { path: '/d' } }, seal: { pkcs11: { token_label: 't', pin: 'p' } }, listener: { tcp: { address: '1.2.3.4:1' } } }, 'config: listener.tcp.tls_cert_file: required unless tls_disable = true'],
+      [{ storage: { file: { path: '/d' } }, seal: { pkcs11: { token_label: 't', pin: 'p' } }, colour: 'blue' }, 'config: colour: unknown setting'],
+    ];
+    for (const [doc, message] of cases) {
+      let caught: unknown;
+      try {
+        validateConfig(doc, {});
+      } catch (err) {
+        caught = err;
+      }
+      expect(caught, message).toBeInstanceOf(ConfigError);
+      expect((caught as Error).message).toContain(message);
+    }
+  });
+
+  it('reports HCL syntax errors with the file position', async () => {
+    await expect(loadConfigFile(await file('bad.hcl', 'storage "file" { path = }'), {})).rejects.toThrow(/bad\.hcl:1,.*invalid HCL|invalid HCL.*bad\.hcl:1/);
+  });
+});

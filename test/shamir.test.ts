@@ -1,0 +1,83 @@
+import { randomBytes } from 'node:crypto';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { div, inverse, mul } from '../src/crypto/gf256.js';
+import { combine, ShamirError, split } from '../src/crypto/shamir.js';
+
+describe('GF(2^8)', () => {
+  it('multiplies in the AES field', () => {
+    expect(mul(3, 7)).toBe(9);
+    expect(mul(7, 7)).toBe(21);
+    expect(mul(0x57, 0x83)).toBe(0xc1); // FIPS-197 §4.2
+    expect(mul(0x57, 0x13)).toBe(0xfe);
+    expect(mul(0, 0xff)).toBe(0);
+  });
+
+  it('has an inverse for every non-zero element', () => {
+    for (let a = 1; a < 256; a++) expect(mul(a, inverse(a))).toBe(1);
+    expect(div(0, 9)).toBe(0);
+    expect(() => div(1, 0)).toThrow(RangeError);
+  });
+});
+
+const parts = fc.integer({ min: 2, max: 12 }).chain((n) => fc.tuple(fc.constant(n), fc.integer({ min: 2, max: n })));
+
+describe('shamir', () => {
+  it('any t of n shares rebuild the secret', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 1, maxLength: 48 }), parts, fc.infiniteStream(fc.nat()), (secret, [n, t], picks) => {
+        const shares = split(secret, n, t);
+        const pool = [...shares];
+        const chosen: Buffer[] = [];
+        const it = picks[Symbol.iterator]();
+        while (chosen.length < t) chosen.push(pool.splice(it.next().value % pool.length, 1)[0]!);
+        expect(Buffer.from(combine(chosen))).toEqual(Buffer.from(secret));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('t-1 shares do not rebuild a 32-byte secret', () => {
+    fc.assert(
+      fc.property(parts.filter(([, t]) => t > 2), ([n, t]) => {
+        const secret = randomBytes(32);
+        const shares = split(secret, n, t);
+        expect(combine(shares.slice(0, t - 1)).equals(secret)).toBe(false);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('lays shares out as Vault does: y bytes then a distinct x in 1..255', () => {
+    const shares = split(randomBytes(32), 255, 3);
+    const xs = shares.map((s) => {
+      expect(s.length).toBe(33);
+      return s[32]!;
+    });
+    expect(new Set(xs).size).toBe(255);
+    expect(Math.min(...xs)).toBe(1);
+    expect(Math.max(...xs)).toBe(255);
+  });
+
+  it('rejects a duplicated share', () => {
+    fc.assert(
+      fc.property(parts, ([n, t]) => {
+        const shares = split(randomBytes(32), n, t);
+        expect(() => combine([...shares.slice(0, t - 1), shares[0]!])).toThrow(/duplicate part/);
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it("enforces Vault's limits with clear errors", () => {
+    const s = randomBytes(32);
+    expect(() => split(s, 256, 3)).toThrow('parts cannot exceed 255');
+    expect(() => split(s, 3, 4)).toThrow('parts cannot be less than threshold');
+    expect(() => split(s, 3, 1)).toThrow('threshold must be at least 2');
+    expect(() => split(Buffer.alloc(0), 3, 2)).toThrow('cannot split an empty secret');
+    expect(() => combine([Buffer.alloc(33)])).toThrow('less than two parts');
+    expect(() => combine([Buffer.alloc(1, 1), Buffer.alloc(1, 2)])).toThrow('at least two bytes');
+    expect(() => combine([Buffer.alloc(33, 1), Buffer.alloc(32, 2)])).toThrow('same length');
+    expect(() => split(s, 3, 2.5)).toThrow(ShamirError);
+  });
+});
