@@ -22,7 +22,6 @@ export function buildHttpServer(core: Core, opts: HttpOptions): FastifyInstance 
     loggerInstance: opts.log,
     bodyLimit: BODY_LIMIT_BYTES,
     genReqId: () => randomUUID(),
-    disableRequestLogging: false,
   };
   const app = (
     opts.https ? Fastify({ ...serverOptions, https: opts.https } as FastifyServerOptions) : Fastify(serverOptions)
