@@ -25,9 +25,11 @@ export interface Service {
   close(): Promise<void>;
 }
 
-export async function openStorage(config: ServerConfig['storage']): Promise<StorageBackend> {
+export async function openStorage(config: ServerConfig['storage'], env: NodeJS.ProcessEnv = process.env): Promise<StorageBackend> {
   if (config.type === 'inmem') return new InmemBackend();
-  return FileBackend.open(config.path!);
+  // Test-only: crash-consistency tests kill the process at a chosen write.
+  const crashAt = env.KEYWARD_TEST_CRASH_AT_WRITE ? Number(env.KEYWARD_TEST_CRASH_AT_WRITE) : undefined;
+  return FileBackend.open(config.path!, { crashAtWrite: crashAt });
 }
 
 export function splitAddress(address: string): { host: string; port: number } {

@@ -7,6 +7,8 @@ import { installTimeNow } from './install-time.js';
 import { Keyring, type TermEntry } from './keyring.js';
 
 export const KEYRING_PATH = 'core/keyring';
+/** The root key wrapped by the seal key, barrier-encrypted: lets other nodes follow a rekey without shares. */
+export const ROOT_KEY_PATH = 'core/root-key';
 /** Term 0 marks a value encrypted under the root key rather than a keyring term. */
 export const ROOT_KEY_TERM = 0;
 
@@ -65,9 +67,11 @@ export class TokenBarrier implements SecurityBarrier {
     const first = this.token.generateKey();
     try {
       const keyring = Keyring.first(first.blob, installTimeNow());
+      const encryptT1 = (path: string, v: Buffer) => this.encryptWith(first, 1, path, v);
       const ops: StorageOp[] = [
         { kind: 'put', key: KEYRING_PATH, value: this.encryptWith(rootKey, ROOT_KEY_TERM, KEYRING_PATH, keyring.serialize()) },
-        ...extra.map((op) => this.toStorageOp(op, (path, v) => this.encryptWith(first, 1, path, v))),
+        { kind: 'put', key: ROOT_KEY_PATH, value: encryptT1(ROOT_KEY_PATH, rootKey.blob) },
+        ...extra.map((op) => this.toStorageOp(op, encryptT1)),
       ];
       await this.storage.transaction(ops);
     } finally {
@@ -93,6 +97,34 @@ export class TokenBarrier implements SecurityBarrier {
     this.counts.clear();
     this.rootKey = undefined;
     this.keyring = undefined;
+  }
+
+  /** Whether `candidate` is the root key this barrier was unsealed with (compared inside the token). */
+  isRootKey(candidate: TokenKey): boolean {
+    this.requireUnsealed();
+    return this.token.sameKey(candidate, this.rootKey!);
+  }
+
+  /**
+   * Re-encrypts the keyring under `newRoot` and writes it, `core/root-key` and `extra` in one
+   * transaction; only then does the barrier switch to the new root key.
+   */
+  rekey(newRoot: TokenKey, extra: readonly BarrierOp[]): Promise<void> {
+    const write = this.keyringWrites.then(async () => {
+      const keyring = this.requireUnsealed().withCounts(this.counts);
+      const encrypt = (path: string, v: Buffer) => this.encrypt(path, v);
+      await this.storage.transaction([
+        { kind: 'put', key: KEYRING_PATH, value: this.encryptWith(newRoot, ROOT_KEY_TERM, KEYRING_PATH, keyring.serialize()) },
+        { kind: 'put', key: ROOT_KEY_PATH, value: encrypt(ROOT_KEY_PATH, newRoot.blob) },
+        ...extra.map((op) => this.toStorageOp(op, encrypt)),
+      ]);
+      const old = this.rootKey!;
+      this.rootKey = newRoot;
+      this.keyring = keyring;
+      this.token.releaseKey(old);
+    });
+    this.keyringWrites = write.catch(() => undefined);
+    return write;
   }
 
   async get(path: string): Promise<Buffer | undefined> {

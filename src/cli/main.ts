@@ -4,13 +4,14 @@ import { ApiError } from './client.js';
 import type { Command, Io } from './command.js';
 import { kvCommands } from './commands/kv.js';
 import { operatorInitCommand } from './commands/operator-init.js';
+import { operatorRekeyCommand } from './commands/operator-rekey.js';
 import { operatorSealCommand } from './commands/operator-seal.js';
 import { operatorUnsealCommand } from './commands/operator-unseal.js';
 import { serverCommand } from './commands/server.js';
 import { statusCommand } from './commands/status.js';
 import { flagHelp, parseFlags, UsageError } from './flags.js';
 
-const COMMANDS: Command[] = [serverCommand, statusCommand, operatorInitCommand, operatorUnsealCommand, operatorSealCommand, ...kvCommands];
+const COMMANDS: Command[] = [serverCommand, statusCommand, operatorInitCommand, operatorUnsealCommand, operatorSealCommand, operatorRekeyCommand, ...kvCommands];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

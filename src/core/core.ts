@@ -10,6 +10,8 @@ import { VERSION } from '../version.js';
 import { InvalidRequestError, NotInitializedError } from './errors.js';
 import { MountTable } from './mounts.js';
 import { Mutex } from './mutex.js';
+import { encryptShares, readPublicKeys } from './pgp.js';
+import { Rekeyer } from './rekey.js';
 import { LogicalRouter } from './router.js';
 import { parseSealConfig, SEAL_CONFIG_PATH, type SealConfig, shareLength, validateShareCounts } from './seal-config.js';
 import { decodeShare, ShareCollector } from './shares.js';
@@ -62,6 +64,7 @@ export class Core {
   readonly tokens: TokenStore;
   readonly mounts: MountTable;
   readonly router: LogicalRouter;
+  readonly rekey: Rekeyer;
   private readonly storage: StorageBackend;
   private readonly token: Token;
   private readonly log: Logger;
@@ -79,6 +82,12 @@ export class Core {
     this.tokens = new TokenStore(this.barrier);
     this.mounts = new MountTable(this.barrier);
     this.router = new LogicalRouter(this.barrier, this.mounts);
+    this.rekey = new Rekeyer({ barrier: this.barrier, token: this.token, sealConfig: () => this.sealConfig(), log: this.log });
+  }
+
+  /** Runs a state change under the core's lock (rekey steps, mounts), so it cannot interleave with seal or unseal. */
+  locked<T>(fn: () => Promise<T>): Promise<T> {
+    return this.stateLock.run(fn);
   }
 
   get sealed(): boolean {
@@ -94,15 +103,25 @@ export class Core {
     return (await this.sealConfig()) !== undefined;
   }
 
-  init(shares: number, threshold: number): Promise<InitResult> {
+  /** Makes the seal key (if allowed), root key and first term; returns the shares (PGP-encrypted when keys are given) and a root token. */
+  init(shares: number, threshold: number, pgpKeys: readonly string[] = []): Promise<InitResult> {
     return this.stateLock.run(async () => {
       if (await this.initialized()) throw new InvalidRequestError('Vault is already initialized');
       validateShareCounts(shares, threshold);
+      if (pgpKeys.length > 0 && pgpKeys.length !== shares) {
+        throw new InvalidRequestError(`count mismatch between number of provided PGP keys (${pgpKeys.length}) and number of shares (${shares})`);
+      }
+      const publicKeys = await readPublicKeys(pgpKeys);
       this.token.ensureSealKey(this.opts.generateKey);
 
       const rootBytes = this.token.random(32);
-      const keys = shares === 1 ? [Buffer.from(rootBytes)] : split(rootBytes, shares, threshold);
+      const plainKeys = shares === 1 ? [Buffer.from(rootBytes)] : split(rootBytes, shares, threshold);
       const rootKey = this.token.importKey(rootBytes);
+      let keys = plainKeys;
+      if (publicKeys.length) {
+        keys = await encryptShares(plainKeys, publicKeys);
+        for (const k of plainKeys) k.fill(0);
+      }
       const root = TokenStore.initialRoot();
       const config: SealConfig = { type: 'shamir', secret_shares: shares, secret_threshold: threshold };
       const cluster: ClusterInfo = { cluster_name: `keyward-cluster-${randomUUID().slice(0, 8)}`, cluster_id: randomUUID() };
@@ -168,6 +187,7 @@ export class Core {
     return this.stateLock.run(async () => {
       if (this.countTimer) clearInterval(this.countTimer);
       this.countTimer = undefined;
+      this.rekey.cancel();
       await this.barrier.seal();
       this.tokens.clear();
       this.mounts.clear();
@@ -178,8 +198,8 @@ export class Core {
     });
   }
 
-  async mount(path: string, type: string, version: string, description: string): Promise<void> {
-    await this.stateLock.run(() => this.mounts.mount(path, type, version, description));
+  mount(path: string, type: string, version: string, description: string): Promise<void> {
+    return this.stateLock.run(() => this.mounts.mount(path, type, version, description));
   }
 
   async unmount(path: string): Promise<void> {
@@ -237,7 +257,7 @@ export class Core {
   }
 
   private startCountPersistence(): void {
-    let last = -1;
+    let last = this.barrier.activeKey().encryptions;
     this.countTimer = setInterval(() => {
       if (this.sealed) return;
       const { encryptions } = this.barrier.activeKey();

@@ -1,3 +1,4 @@
+import { timingSafeEqual } from 'node:crypto';
 import pkcs11js from 'pkcs11js';
 import type { Logger } from 'pino';
 import {
@@ -149,6 +150,20 @@ export class Token {
         throw te;
       }
     });
+  }
+
+  /**
+   * Whether two working keys hold the same key material, decided inside the token: both encrypt
+   * the same fixed block and the outputs are compared in constant time. No secret is encrypted,
+   * so the fixed IV does no harm.
+   */
+  sameKey(a: TokenKey, b: TokenKey): boolean {
+    const probe = Buffer.alloc(32);
+    const iv = Buffer.alloc(GCM_IV_BYTES);
+    const aad = Buffer.from('keyward key comparison');
+    const ea = this.encrypt(a, iv, aad, probe, Buffer.alloc(48));
+    const eb = this.encrypt(b, iv, aad, probe, Buffer.alloc(48));
+    return timingSafeEqual(ea, eb);
   }
 
   random(bytes: number): Buffer {

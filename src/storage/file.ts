@@ -6,6 +6,14 @@ import { RwLock } from './rw-lock.js';
 
 const JOURNAL = 'journal';
 
+export interface FileBackendOptions {
+  /**
+   * Test-only fault hook: the process kills itself (SIGKILL) just before its Nth physical write
+   * (entry write, entry delete, journal write or journal removal), for crash-consistency tests.
+   */
+  crashAtWrite?: number;
+}
+
 interface JournalRecord {
   ops: Array<{ kind: 'put' | 'delete'; key: string; value?: string }>;
   sha256: string;
@@ -22,14 +30,18 @@ export class FileBackend implements StorageBackend {
   private readonly dataDir: string;
   private readonly tmpDir: string;
   private readonly lock = new RwLock();
+  private writes = 0;
 
-  private constructor(private readonly root: string) {
+  private constructor(
+    private readonly root: string,
+    private readonly options: FileBackendOptions,
+  ) {
     this.dataDir = join(root, 'data');
     this.tmpDir = join(root, 'tmp');
   }
 
-  static async open(root: string): Promise<FileBackend> {
-    const backend = new FileBackend(root);
+  static async open(root: string, options: FileBackendOptions = {}): Promise<FileBackend> {
+    const backend = new FileBackend(root, options);
     await mkdir(backend.dataDir, { recursive: true, mode: 0o700 });
     await mkdir(backend.tmpDir, { recursive: true, mode: 0o700 });
     await backend.replayJournal();
@@ -119,6 +131,7 @@ export class FileBackend implements StorageBackend {
       if (op.kind === 'put') await this.writeEntry(op.key, Buffer.from(op.value ?? '', 'base64'));
       else await this.removeEntry(op.key);
     }
+    this.beforeWrite();
     await unlink(join(this.root, JOURNAL));
     await fsyncDir(this.root);
   }
@@ -139,6 +152,7 @@ export class FileBackend implements StorageBackend {
 
   private async removeEntry(key: string): Promise<void> {
     const file = this.fileOf(key);
+    this.beforeWrite();
     try {
       await unlink(file);
     } catch (err) {
@@ -158,7 +172,12 @@ export class FileBackend implements StorageBackend {
     }
   }
 
+  private beforeWrite(): void {
+    if (++this.writes === this.options.crashAtWrite) process.kill(process.pid, 'SIGKILL');
+  }
+
   private async durableWrite(target: string, targetDir: string, value: Buffer): Promise<void> {
+    this.beforeWrite();
     const tmp = join(this.tmpDir, randomBytes(12).toString('hex'));
     const fh = await open(tmp, 'w', 0o600);
     try {

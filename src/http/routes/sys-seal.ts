@@ -98,11 +98,9 @@ export async function sealRoutes(app: FastifyInstance, opts: { core: Core }): Pr
     },
     handler: async (req) => {
       const body = req.body;
-      if (body.pgp_keys?.length || body.root_token_pgp_key) {
-        throw new HttpError(400, 'PGP-encrypted init (pgp_keys, root_token_pgp_key) is not supported yet; initialize without them');
-      }
+      if (body.root_token_pgp_key) throw new HttpError(400, 'root_token_pgp_key is not supported yet; initialize without it');
       if (body.stored_shares) throw new HttpError(400, 'stored shares are only for auto-unseal seals; this server uses Shamir shares');
-      const result = await core.init(body.secret_shares, body.secret_threshold);
+      const result = await core.init(body.secret_shares, body.secret_threshold, body.pgp_keys ?? []);
       const reply = {
         keys: result.keys.map((k) => k.toString('hex')),
         keys_base64: result.keys.map((k) => k.toString('base64')),

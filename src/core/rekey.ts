@@ -1,0 +1,335 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type * as openpgp from 'openpgp';
+import type { BarrierOp, TokenBarrier } from '../barrier/barrier.js';
+import { SealedError } from '../barrier/errors.js';
+import { combine, ShamirError, split } from '../crypto/shamir.js';
+import type { Token, TokenKey } from '../pkcs11/token.js';
+import { InvalidRequestError, NotFoundError } from './errors.js';
+import { encryptShares, fingerprintOf, readPublicKeys } from './pgp.js';
+import { SEAL_CONFIG_PATH, type SealConfig, shareLength, validateShareCounts } from './seal-config.js';
+import { decodeShare, ShareCollector } from './shares.js';
+
+export const REKEY_BACKUP_PATH = 'core/rekey-backup';
+
+export interface RekeyRequest {
+  secretShares: number;
+  secretThreshold: number;
+  pgpKeys: string[];
+  backup: boolean;
+  requireVerification: boolean;
+}
+
+/** GET sys/rekey/init, in Vault's field names. `t`/`n` describe the new shares; `required` the current threshold. */
+export interface RekeyStatus {
+  nonce: string;
+  started: boolean;
+  t: number;
+  n: number;
+  progress: number;
+  required: number;
+  pgp_fingerprints: string[] | null;
+  backup: boolean;
+  verification_required: boolean;
+  verification_nonce?: string;
+}
+
+export interface RekeyResult {
+  complete: true;
+  nonce: string;
+  keys: string[];
+  keys_base64: string[];
+  pgp_fingerprints: string[] | null;
+  backup: boolean;
+  verification_required: boolean;
+  verification_nonce?: string;
+}
+
+export interface VerifyStatus {
+  nonce: string;
+  started: boolean;
+  t: number;
+  n: number;
+  progress: number;
+}
+
+export interface BackupRecord {
+  nonce: string;
+  keys: Record<string, string[]>;
+  keys_base64: Record<string, string[]>;
+}
+
+/** A new root key waiting for a threshold of its own shares before the switch (require_verification). */
+interface PendingSwitch {
+  rootKey: TokenKey;
+  config: SealConfig;
+  backup: BackupRecord | undefined;
+  verificationNonce: string;
+  shares: ShareCollector;
+}
+
+/** One rekey attempt: its nonce, the new share layout, and the current shares given so far. */
+class RekeyOperation {
+  readonly nonce = randomUUID();
+  readonly shares = new ShareCollector();
+  pending: PendingSwitch | undefined;
+
+  constructor(
+    readonly request: RekeyRequest,
+    readonly pgpKeys: openpgp.PublicKey[],
+  ) {}
+
+  get fingerprints(): string[] | null {
+    return this.pgpKeys.length ? this.pgpKeys.map(fingerprintOf) : null;
+  }
+}
+
+export interface RekeyDeps {
+  barrier: TokenBarrier;
+  token: Token;
+  sealConfig(): Promise<SealConfig | undefined>;
+  log: Logger;
+}
+
+/**
+ * Rekey: a quorum of the current shares authorizes a new root key and new shares. The switch
+ * (keyring re-encrypted under the new root key, `core/root-key`, seal config, optional backup)
+ * is one storage transaction; until it, the old shares keep working.
+ * Callers serialize calls (Core runs them under its state lock).
+ */
+export class Rekeyer {
+  private op: RekeyOperation | undefined;
+
+  constructor(private readonly deps: RekeyDeps) {}
+
+  async status(): Promise<RekeyStatus> {
+    const current = await this.currentConfig();
+    const op = this.op;
+    const status: RekeyStatus = {
+      nonce: op?.nonce ?? '',
+      started: op !== undefined,
+      t: op?.request.secretThreshold ?? 0,
+      n: op?.request.secretShares ?? 0,
+      progress: op?.shares.progress ?? 0,
+      required: current.secret_threshold,
+      pgp_fingerprints: op?.fingerprints ?? null,
+      backup: op?.request.backup ?? false,
+      verification_required: op?.request.requireVerification ?? false,
+    };
+    if (op?.pending) status.verification_nonce = op.pending.verificationNonce;
+    return status;
+  }
+
+  async start(req: RekeyRequest): Promise<RekeyStatus> {
+    await this.currentConfig();
+    if (this.op) throw new InvalidRequestError(`rekey already in progress (nonce ${this.op.nonce}); cancel it first`);
+    validateShareCounts(req.secretShares, req.secretThreshold);
+    if (req.pgpKeys.length > 0 && req.pgpKeys.length !== req.secretShares) {
+      throw new InvalidRequestError(`count mismatch between number of provided PGP keys (${req.pgpKeys.length}) and number of shares (${req.secretShares})`);
+    }
+    if (req.backup && req.pgpKeys.length === 0) throw new InvalidRequestError('cannot request a backup of the new keys without providing PGP keys');
+    const keys = await readPublicKeys(req.pgpKeys);
+    this.op = new RekeyOperation(req, keys);
+    this.deps.log.info({ nonce: this.op.nonce, shares: req.secretShares, threshold: req.secretThreshold }, 'rekey started');
+    return this.status();
+  }
+
+  /** Cancels the attempt (idempotent), discarding any new root key not yet switched to. */
+  cancel(): void {
+    const op = this.op;
+    if (!op) return;
+    op.shares.reset();
+    if (op.pending) {
+      this.deps.token.releaseKey(op.pending.rootKey);
+      op.pending.shares.reset();
+    }
+    this.op = undefined;
+    this.deps.log.info({ nonce: op.nonce }, 'rekey canceled');
+  }
+
+  /** Takes one current share; at the threshold makes the new root key and shares (and switches unless verification is required). */
+  async update(key: unknown, nonce: unknown): Promise<RekeyStatus | RekeyResult> {
+    const current = await this.currentConfig();
+    const op = this.requireOperation(nonce);
+    if (op.pending) {
+      throw new InvalidRequestError(
+        `rekey already completed; give a threshold of the new shares to sys/rekey/verify (verification nonce ${op.pending.verificationNonce})`,
+      );
+    }
+    const share = decodeShare(key, shareLength(current));
+    if (!op.shares.add(share)) throw new InvalidRequestError('given key has already been provided during this rekey operation');
+    if (op.shares.progress < current.secret_threshold) return this.status();
+
+    const candidate = this.rebuild(op.shares.take(), 'rekey');
+    let authorized: boolean;
+    try {
+      authorized = this.deps.barrier.isRootKey(candidate);
+    } finally {
+      this.deps.token.releaseKey(candidate);
+    }
+    if (!authorized) {
+      throw new InvalidRequestError(
+        `rekey failed: the ${current.secret_threshold} shares given do not rebuild the current root key; progress has been reset and the rekey (nonce ${op.nonce}) is still open`,
+      );
+    }
+    return this.makeNewRoot(op);
+  }
+
+  verifyStatus(): VerifyStatus {
+    const op = this.op;
+    const pending = op?.pending;
+    if (!op || !pending) throw new InvalidRequestError('no rekey verification in progress');
+    return {
+      nonce: pending.verificationNonce,
+      started: true,
+      t: pending.config.secret_threshold,
+      n: pending.config.secret_shares,
+      progress: pending.shares.progress,
+    };
+  }
+
+  /** Takes one new share; at the threshold checks they rebuild the new root key, then switches. */
+  async verify(key: unknown, nonce: unknown): Promise<VerifyStatus | { nonce: string; complete: true }> {
+    const op = this.op;
+    const pending = op?.pending;
+    if (!op || !pending) throw new InvalidRequestError('no rekey verification in progress');
+    if (nonce !== pending.verificationNonce) throw new InvalidRequestError('incorrect verification nonce');
+    const share = decodeShare(key, shareLength(pending.config));
+    if (!pending.shares.add(share)) throw new InvalidRequestError('given key has already been provided during this verification operation');
+    if (pending.shares.progress < pending.config.secret_threshold) return this.verifyStatus();
+
+    const candidate = this.rebuild(pending.shares.take(), 'verification', () => this.freshVerificationNonce(pending));
+    let matches: boolean;
+    try {
+      matches = this.deps.token.sameKey(candidate, pending.rootKey);
+    } finally {
+      this.deps.token.releaseKey(candidate);
+    }
+    if (!matches) {
+      const fresh = this.freshVerificationNonce(pending);
+      throw new InvalidRequestError(`rekey verification failed: the shares do not rebuild the new root key; start again with the new verification nonce ${fresh}`);
+    }
+    const verifiedNonce = pending.verificationNonce;
+    await this.switchTo(op, pending);
+    return { nonce: verifiedNonce, complete: true };
+  }
+
+  /** DELETE sys/rekey/verify: forgets the new shares given so far, under a new verification nonce. */
+  verifyCancel(): VerifyStatus {
+    const pending = this.op?.pending;
+    if (!pending) throw new InvalidRequestError('no rekey verification in progress');
+    this.freshVerificationNonce(pending);
+    return this.verifyStatus();
+  }
+
+  async readBackup(): Promise<BackupRecord> {
+    const raw = await this.deps.barrier.get(REKEY_BACKUP_PATH);
+    if (!raw) throw new NotFoundError('no rekey backup found');
+    return JSON.parse(raw.toString('utf8')) as BackupRecord;
+  }
+
+  async deleteBackup(): Promise<void> {
+    await this.deps.barrier.delete(REKEY_BACKUP_PATH);
+  }
+
+  private async makeNewRoot(op: RekeyOperation): Promise<RekeyResult> {
+    const { secretShares: n, secretThreshold: t } = op.request;
+    const token = this.deps.token;
+    const rootBytes = token.random(32);
+    const shares = n === 1 ? [Buffer.from(rootBytes)] : split(rootBytes, n, t);
+    const rootKey = token.importKey(rootBytes);
+    let delivered: Buffer[];
+    try {
+      delivered = op.pgpKeys.length ? await encryptShares(shares, op.pgpKeys) : shares;
+    } catch (err) {
+      token.releaseKey(rootKey);
+      throw err;
+    } finally {
+      if (op.pgpKeys.length) for (const s of shares) s.fill(0);
+    }
+    const fingerprints = op.fingerprints;
+    const backup: BackupRecord | undefined =
+      op.request.backup && fingerprints
+        ? {
+            nonce: op.nonce,
+            keys: Object.fromEntries(fingerprints.map((fp, i) => [fp, [delivered[i]!.toString('hex')]])),
+            keys_base64: Object.fromEntries(fingerprints.map((fp, i) => [fp, [delivered[i]!.toString('base64')]])),
+          }
+        : undefined;
+    const result: RekeyResult = {
+      complete: true,
+      nonce: op.nonce,
+      keys: delivered.map((k) => k.toString('hex')),
+      keys_base64: delivered.map((k) => k.toString('base64')),
+      pgp_fingerprints: fingerprints,
+      backup: backup !== undefined,
+      verification_required: op.request.requireVerification,
+    };
+    for (const k of delivered) k.fill(0);
+    const pending: PendingSwitch = {
+      rootKey,
+      config: { type: 'shamir', secret_shares: n, secret_threshold: t },
+      backup,
+      verificationNonce: randomUUID(),
+      shares: new ShareCollector(),
+    };
+    if (op.request.requireVerification) {
+      op.pending = pending;
+      result.verification_nonce = pending.verificationNonce;
+      this.deps.log.info({ nonce: op.nonce }, 'rekey awaiting verification with the new shares');
+      return result;
+    }
+    await this.switchTo(op, pending);
+    return result;
+  }
+
+  private async switchTo(op: RekeyOperation, pending: PendingSwitch): Promise<void> {
+    const extra: BarrierOp[] = [{ kind: 'put', path: SEAL_CONFIG_PATH, value: Buffer.from(JSON.stringify(pending.config)) }];
+    if (pending.backup) extra.push({ kind: 'put', path: REKEY_BACKUP_PATH, value: Buffer.from(JSON.stringify(pending.backup)) });
+    try {
+      await this.deps.barrier.rekey(pending.rootKey, extra);
+    } catch (err) {
+      this.deps.token.releaseKey(pending.rootKey);
+      this.op = undefined;
+      throw err;
+    }
+    this.op = undefined;
+    this.deps.log.info({ nonce: op.nonce, shares: pending.config.secret_shares, threshold: pending.config.secret_threshold }, 'rekey complete: new root key in use');
+  }
+
+  /** Combines shares into a working key; combination errors reset progress (`onError`) and become 400s. */
+  private rebuild(shares: Buffer[], what: string, onError?: () => void): TokenKey {
+    let bytes: Buffer;
+    try {
+      bytes = shares.length === 1 ? Buffer.from(shares[0]!) : combine(shares);
+    } catch (err) {
+      onError?.();
+      if (err instanceof ShamirError) throw new InvalidRequestError(`${what} failed: the shares cannot be combined (${err.message}); progress has been reset`);
+      throw err;
+    } finally {
+      for (const s of shares) s.fill(0);
+    }
+    return this.deps.token.importKey(bytes);
+  }
+
+  private freshVerificationNonce(pending: PendingSwitch): string {
+    pending.shares.reset();
+    pending.verificationNonce = randomUUID();
+    return pending.verificationNonce;
+  }
+
+  private requireOperation(nonce: unknown): RekeyOperation {
+    const op = this.op;
+    if (!op) throw new InvalidRequestError('no rekey in progress');
+    if (typeof nonce !== 'string' || nonce === '') throw new InvalidRequestError("missing 'nonce': give the nonce of the rekey operation");
+    if (nonce !== op.nonce) throw new InvalidRequestError('incorrect nonce');
+    return op;
+  }
+
+  private async currentConfig(): Promise<SealConfig> {
+    if (this.deps.barrier.sealed) throw new SealedError();
+    const config = await this.deps.sealConfig();
+    if (!config) throw new InvalidRequestError('Vault is not initialized');
+    return config;
+  }
+}

@@ -1,0 +1,97 @@
+import type { FastifyInstance } from 'fastify';
+import type { Core } from '../../core/core.js';
+import { envelope } from '../envelope.js';
+
+const initBody = {
+  type: 'object',
+  properties: {
+    secret_shares: { type: 'integer' },
+    secret_threshold: { type: 'integer' },
+    pgp_keys: { type: 'array', items: { type: 'string' } },
+    backup: { type: 'boolean' },
+    require_verification: { type: 'boolean' },
+    target: { type: 'string', enum: ['barrier'] },
+  },
+  required: ['secret_shares', 'secret_threshold'],
+} as const;
+
+const shareBody = {
+  type: 'object',
+  properties: { key: { type: 'string' }, nonce: { type: 'string' } },
+  required: ['key', 'nonce'],
+} as const;
+
+interface InitBody {
+  secret_shares: number;
+  secret_threshold: number;
+  pgp_keys?: string[];
+  backup?: boolean;
+  require_verification?: boolean;
+}
+
+interface ShareBody {
+  key: string;
+  nonce: string;
+}
+
+/**
+ * sys/rekey/{init,update,verify,backup}. As in Vault, init/update/verify need no token:
+ * the current (or new) shares are the authorization. Reading or deleting the backup does.
+ */
+export async function rekeyRoutes(app: FastifyInstance, opts: { core: Core }): Promise<void> {
+  const { core } = opts;
+  const rekey = core.rekey;
+  const write = ['PUT', 'POST'] as ['PUT', 'POST'];
+  const publicRoute = { access: 'public' as const };
+
+  app.get('/v1/sys/rekey/init', { config: publicRoute }, () => core.locked(() => rekey.status()));
+
+  app.route<{ Body: InitBody }>({
+    method: write,
+    url: '/v1/sys/rekey/init',
+    config: publicRoute,
+    schema: { body: initBody },
+    handler: (req) =>
+      core.locked(() =>
+        rekey.start({
+          secretShares: req.body.secret_shares,
+          secretThreshold: req.body.secret_threshold,
+          pgpKeys: req.body.pgp_keys ?? [],
+          backup: req.body.backup ?? false,
+          requireVerification: req.body.require_verification ?? false,
+        }),
+      ),
+  });
+
+  app.delete('/v1/sys/rekey/init', { config: publicRoute }, async (_req, reply) => {
+    await core.locked(async () => rekey.cancel());
+    return reply.code(204).send();
+  });
+
+  app.route<{ Body: ShareBody }>({
+    method: write,
+    url: '/v1/sys/rekey/update',
+    config: publicRoute,
+    schema: { body: shareBody },
+    handler: (req) => core.locked(() => rekey.update(req.body.key, req.body.nonce)),
+  });
+
+  app.get('/v1/sys/rekey/verify', { config: publicRoute }, () => core.locked(async () => rekey.verifyStatus()));
+
+  app.route<{ Body: ShareBody }>({
+    method: write,
+    url: '/v1/sys/rekey/verify',
+    config: publicRoute,
+    schema: { body: shareBody },
+    handler: (req) => core.locked(() => rekey.verify(req.body.key, req.body.nonce)),
+  });
+
+  app.delete('/v1/sys/rekey/verify', { config: publicRoute }, () => core.locked(async () => rekey.verifyCancel()));
+
+  app.get('/v1/sys/rekey/backup', async (req) => envelope(req.id, await rekey.readBackup()));
+
+  app.delete('/v1/sys/rekey/backup', async (_req, reply) => {
+    await core.locked(() => rekey.deleteBackup());
+    return reply.code(204).send();
+  });
+}
