@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what keyward needs on a fresh Debian machine with Node 20+: SoftHSM2 (and OpenSC's
-# pkcs11-tool) from Debian's packages when missing, then the npm packages from the lockfile.
+# pkcs11-tool) and jq (the tutorials' JSON tool, used by the CLI tests) from Debian's packages
+# when missing, then the npm packages from the lockfile.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -9,10 +10,13 @@ as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-if [ ! -e /usr/lib/softhsm/libsofthsm2.so ] || ! command -v softhsm2-util >/dev/null; then
-  echo "setup: installing SoftHSM2 from Debian's packages" >&2
+missing=()
+{ [ -e /usr/lib/softhsm/libsofthsm2.so ] && command -v softhsm2-util >/dev/null; } || missing+=(softhsm2 opensc)
+command -v jq >/dev/null || missing+=(jq)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]} from Debian's packages" >&2
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq softhsm2 opensc >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 # Reinstall when the lockfile changed since the last install.

@@ -45,6 +45,8 @@ export interface ServerProcess {
   child: ChildProcess;
   url: string;
   output: () => string;
+  /** Settles with the exit code (null when killed by a signal) once the process has ended. */
+  exited: Promise<number | null>;
   /** SIGTERM and wait for exit. */
   stop(): Promise<number | null>;
   /** SIGKILL and wait for exit. */
@@ -79,6 +81,7 @@ export async function spawnServer(configFile: string, token: TestToken, port: nu
     child,
     url,
     output: () => out,
+    exited,
     async stop() {
       child.kill('SIGTERM');
       return exited;
