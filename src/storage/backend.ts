@@ -22,14 +22,17 @@ export class StorageKeyError extends Error {
   override readonly name = 'StorageKeyError';
 }
 
+// Non-empty segments without control characters; then no "." or ".." segment. Two regex tests,
+// no allocation: this runs on every storage call.
+const WELL_FORMED = /^[^/\u0000-\u001f\u007f]+(?:\/[^/\u0000-\u001f\u007f]+)*$/;
+const DOT_SEGMENT = /(?:^|\/)\.\.?(?:\/|$)/;
+
 export function validateKey(key: string): void {
-  if (key.length === 0) throw new StorageKeyError('empty storage path');
   if (key.length > 1024) throw new StorageKeyError('storage path longer than 1024 characters');
-  if (/[\u0000-\u001f\u007f]/.test(key)) throw new StorageKeyError('storage path contains control characters');
-  for (const segment of key.split('/')) {
-    if (segment === '' || segment === '.' || segment === '..') {
-      throw new StorageKeyError(`storage path "${key}" has an empty, "." or ".." segment`);
-    }
+  if (!WELL_FORMED.test(key) || DOT_SEGMENT.test(key)) {
+    if (key.length === 0) throw new StorageKeyError('empty storage path');
+    if (/[\u0000-\u001f\u007f]/.test(key)) throw new StorageKeyError('storage path contains control characters');
+    throw new StorageKeyError(`storage path "${key}" has an empty, "." or ".." segment`);
   }
 }
 

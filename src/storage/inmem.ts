@@ -1,19 +1,21 @@
 import { childrenOf, type StorageBackend, type StorageOp, validateKey, validatePrefix } from './backend.js';
 
-/** Entries in a Map: for tests and benchmarks. Values are copied in and out so callers cannot alias them. */
+/**
+ * Entries in a Map: for tests and benchmarks. Values are kept by reference, not copied: the
+ * barrier never mutates a buffer after handing it over, and copying would dominate large values.
+ */
 export class InmemBackend implements StorageBackend {
   readonly type = 'inmem';
   private readonly entries = new Map<string, Buffer>();
 
   async get(key: string): Promise<Buffer | undefined> {
     validateKey(key);
-    const v = this.entries.get(key);
-    return v && Buffer.from(v);
+    return this.entries.get(key);
   }
 
   async put(key: string, value: Buffer): Promise<void> {
     validateKey(key);
-    this.entries.set(key, Buffer.from(value));
+    this.entries.set(key, value);
   }
 
   async delete(key: string): Promise<void> {
@@ -29,7 +31,7 @@ export class InmemBackend implements StorageBackend {
   async transaction(ops: readonly StorageOp[]): Promise<void> {
     for (const op of ops) validateKey(op.key);
     for (const op of ops) {
-      if (op.kind === 'put') this.entries.set(op.key, Buffer.from(op.value));
+      if (op.kind === 'put') this.entries.set(op.key, op.value);
       else this.entries.delete(op.key);
     }
   }

@@ -1,0 +1,36 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { Core } from '../src/core/core.js';
+import { DEFAULT_PKCS11_LIB } from '../src/pkcs11/module.js';
+import { provisionSoftHsmToken } from '../src/pkcs11/softhsm.js';
+import { Token, type TokenConfig } from '../src/pkcs11/token.js';
+import { InmemBackend } from '../src/storage/inmem.js';
+
+/** A throwaway SoftHSM2 token for one benchmark process (SoftHSM reads SOFTHSM2_CONF at C_Initialize). */
+export async function benchToken(): Promise<{ config: TokenConfig; cleanup: () => Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'keyward-bench-'));
+  const pin = randomBytes(6).toString('hex');
+  const hsm = await provisionSoftHsmToken(dir, 'bench', pin, randomBytes(6).toString('hex'));
+  process.env.SOFTHSM2_CONF = hsm.confPath;
+  return {
+    config: { lib: DEFAULT_PKCS11_LIB, tokenLabel: 'bench', pin, keyLabel: 'keyward-seal' },
+    cleanup: () => rm(dir, { recursive: true, force: true }),
+  };
+}
+
+/** An initialized, unsealed Core on inmem storage; returns it with its shares. */
+export async function unsealedCore(token: Token, shares = 3, threshold = 2): Promise<{ core: Core; keys: string[] }> {
+  const core = new Core({ storage: new InmemBackend(), token, generateKey: true, log: pino({ level: 'silent' }) });
+  const init = await core.init(shares, threshold);
+  const keys = init.keys.map((k) => k.toString('hex'));
+  for (const k of keys.slice(0, threshold)) await core.unseal(k, false);
+  return { core, keys };
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
