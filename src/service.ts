@@ -10,8 +10,8 @@ import { FileBackend } from './storage/file.js';
 import { InmemBackend } from './storage/inmem.js';
 
 export interface ServiceOptions {
-  /** How often encryption counts are persisted (ms). */
-  countPersistMs?: number;
+  /** Clock for interval-based rotation; tests inject one instead of sleeping. */
+  now?: () => number;
 }
 
 /** A running keyward: storage, token, core and HTTP listener, closed together. */
@@ -49,7 +49,15 @@ export async function startService(config: ServerConfig, log: Logger, opts: Serv
   } catch (err) {
     log.warn({ err: (err as Error).message }, 'PKCS#11 token not reachable yet; requests that need it will answer 503 until it is');
   }
-  const core = new Core({ storage, token, generateKey: config.seal.generateKey, log, countPersistMs: opts.countPersistMs });
+  const core = new Core({
+    storage,
+    token,
+    generateKey: config.seal.generateKey,
+    log,
+    countPersistMs: config.countPersistMs,
+    rotationCheckMs: config.rotationCheckMs,
+    now: opts.now,
+  });
   const l = config.listener;
   const https = l.tlsDisable
     ? undefined

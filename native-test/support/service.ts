@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import type { ServerConfig } from '../../src/config/config.js';
-import { startService, type Service } from '../../src/service.js';
+import { type ServiceOptions, startService, type Service } from '../../src/service.js';
 import { freshToken, type TestToken } from './softhsm.js';
 
 export interface InProcess {
@@ -15,7 +15,11 @@ export interface InProcess {
 }
 
 /** A keyward in this process on a fresh SoftHSM2 token, file storage and a free loopback port. */
-export async function startInProcess(storage: 'file' | 'inmem' = 'file'): Promise<InProcess> {
+export async function startInProcess(
+  storage: 'file' | 'inmem' = 'file',
+  extra: Partial<ServerConfig> = {},
+  opts: ServiceOptions = {},
+): Promise<InProcess> {
   const token = await freshToken();
   const dataDir = await mkdtemp(join(tmpdir(), 'keyward-data-'));
   const config: ServerConfig = {
@@ -23,9 +27,22 @@ export async function startInProcess(storage: 'file' | 'inmem' = 'file'): Promis
     seal: { ...token.config, generateKey: true },
     listener: { address: '127.0.0.1:0', tlsDisable: true },
     logLevel: 'silent',
+    ...extra,
   };
-  const service = await startService(config, pino({ level: 'silent' }));
+  const service = await startService(config, pino({ level: 'silent' }), opts);
   return { service, token, dataDir, config };
+}
+
+/** Starts another service on the same token and storage (after the previous one was closed). */
+export function restartInProcess(kw: InProcess, opts: ServiceOptions = {}): Promise<Service> {
+  return startService(kw.config, pino({ level: 'silent' }), opts);
+}
+
+/** init with the given shares, unseal with the first `threshold`, return the shares and root token. */
+export async function initAndUnseal(base: string, shares = 3, threshold = 2): Promise<{ keys: string[]; root: string }> {
+  const init = await call(base, 'PUT', 'sys/init', { body: { secret_shares: shares, secret_threshold: threshold } });
+  for (const key of init.body.keys.slice(0, threshold)) await call(base, 'PUT', 'sys/unseal', { body: { key } });
+  return { keys: init.body.keys, root: init.body.root_token };
 }
 
 export interface Reply {

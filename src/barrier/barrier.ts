@@ -1,10 +1,10 @@
 import type { StorageBackend, StorageOp } from '../storage/backend.js';
-import { allocateValue, HEADER_BYTES, parseValue } from '../crypto/value-format.js';
+import { allocateValue, HEADER_BYTES, parseValue, termOf } from '../crypto/value-format.js';
 import { nextNonce } from '../crypto/nonce.js';
 import type { Token, TokenKey } from '../pkcs11/token.js';
 import { SealedError, UnknownTermError } from './errors.js';
 import { installTimeNow } from './install-time.js';
-import { Keyring, type TermEntry } from './keyring.js';
+import { Keyring, type RotationConfig, type TermEntry } from './keyring.js';
 
 export const KEYRING_PATH = 'core/keyring';
 /** The root key wrapped by the seal key, barrier-encrypted: lets other nodes follow a rekey without shares. */
@@ -184,6 +184,93 @@ export class TokenBarrier implements SecurityBarrier {
     const key = this.termKeys.get(term);
     if (!key) throw new UnknownTermError(term);
     return this.decryptWith(key, path, value);
+  }
+
+  rotationConfig(): RotationConfig {
+    return this.requireUnsealed().rotation;
+  }
+
+  /**
+   * Generates a new term key in the token and makes it active. The keyring is written (one atomic
+   * put) before any value is encrypted under the new term; older terms stay for reading.
+   */
+  async rotate(installTime = installTimeNow()): Promise<TermEntry> {
+    let key: TokenKey | undefined;
+    let added: TermEntry | undefined;
+    try {
+      await this.writeKeyring((k) => {
+        key = this.token.generateKey();
+        const next = k.addKey(key.blob, installTime);
+        this.termKeys.set(next.activeTerm, key);
+        this.counts.set(next.activeTerm, 0);
+        added = next.active;
+        return next;
+      });
+    } catch (err) {
+      if (added) {
+        this.termKeys.delete(added.term);
+        this.counts.delete(added.term);
+      }
+      if (key) this.token.releaseKey(key);
+      throw err;
+    }
+    return added!;
+  }
+
+  setRotationConfig(rotation: RotationConfig): Promise<void> {
+    return this.writeKeyring((k) => k.withRotation(rotation));
+  }
+
+  /** Removes terms from the keyring (callers first make sure no value uses them) and destroys their keys. */
+  async pruneTerms(terms: readonly number[]): Promise<void> {
+    await this.writeKeyring((k) => k.withoutTerms(terms));
+    for (const t of terms) {
+      const key = this.termKeys.get(t);
+      if (key) this.token.releaseKey(key);
+      this.termKeys.delete(t);
+      this.counts.delete(t);
+    }
+  }
+
+  /** Every stored path that holds a barrier value under a keyring term (not the keyring itself, not bypass entries), sorted. */
+  async valuePaths(): Promise<string[]> {
+    this.requireUnsealed();
+    const out: string[] = [];
+    const walk = async (prefix: string): Promise<void> => {
+      for (const child of await this.storage.list(prefix)) {
+        const path = prefix + child;
+        if (child.endsWith('/')) await walk(path);
+        else if (path !== KEYRING_PATH && !bypassesBarrier(path)) out.push(path);
+      }
+    };
+    await walk('');
+    return out.sort();
+  }
+
+  /** How many stored values each term encrypts (reads every value's first four bytes). */
+  async termUsage(): Promise<Map<number, number>> {
+    const usage = new Map<number, number>();
+    for (const path of await this.valuePaths()) {
+      const raw = await this.storage.get(path);
+      if (!raw || raw.length < 4) continue;
+      const term = termOf(raw);
+      usage.set(term, (usage.get(term) ?? 0) + 1);
+    }
+    return usage;
+  }
+
+  /**
+   * Re-encrypts one stored value under the active term if an older term protects it. The write is
+   * a compare-and-swap, so a foreground write that lands meanwhile is never overwritten.
+   */
+  async rewrapValue(path: string): Promise<'rewrapped' | 'current' | 'gone'> {
+    for (;;) {
+      const raw = await this.storage.get(path);
+      if (!raw) return 'gone';
+      if (termOf(raw) === this.requireUnsealed().activeTerm) return 'current';
+      const next = this.encrypt(path, this.decrypt(path, raw));
+      if (await this.storage.compareAndSwap(path, raw, next)) return 'rewrapped';
+    }
   }
 
   /** Writes the keyring with current encryption counts (best-effort bookkeeping; callers decide when). */

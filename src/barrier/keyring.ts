@@ -55,6 +55,14 @@ export class Keyring {
     return new Keyring(entries, term, this.rotation);
   }
 
+  /** A keyring without the given terms (never the active one). */
+  withoutTerms(terms: readonly number[]): Keyring {
+    if (terms.includes(this.activeTerm)) throw new Error(`cannot remove the active term ${this.activeTerm}`);
+    const entries = new Map(this.entries);
+    for (const t of terms) entries.delete(t);
+    return new Keyring(entries, this.activeTerm, this.rotation);
+  }
+
   withCounts(counts: ReadonlyMap<number, number>): Keyring {
     const entries = new Map<number, TermEntry>();
     for (const [n, e] of this.entries) entries.set(n, { ...e, encryptions: counts.get(n) ?? e.encryptions });

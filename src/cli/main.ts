@@ -5,13 +5,14 @@ import type { Command, Io } from './command.js';
 import { kvCommands } from './commands/kv.js';
 import { operatorInitCommand } from './commands/operator-init.js';
 import { operatorRekeyCommand } from './commands/operator-rekey.js';
+import { operatorKeyStatusCommand, operatorRotateCommand } from './commands/operator-rotate.js';
 import { operatorSealCommand } from './commands/operator-seal.js';
 import { operatorUnsealCommand } from './commands/operator-unseal.js';
 import { serverCommand } from './commands/server.js';
 import { statusCommand } from './commands/status.js';
 import { flagHelp, parseFlags, UsageError } from './flags.js';
 
-const COMMANDS: Command[] = [serverCommand, statusCommand, operatorInitCommand, operatorUnsealCommand, operatorSealCommand, operatorRekeyCommand, ...kvCommands];
+const COMMANDS: Command[] = [serverCommand, statusCommand, operatorInitCommand, operatorUnsealCommand, operatorSealCommand, operatorRekeyCommand, operatorRotateCommand, operatorKeyStatusCommand, ...kvCommands];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -29,6 +29,10 @@ export interface ServerConfig {
   apiAddr?: string;
   clusterAddr?: string;
   logLevel: string;
+  /** How often automatic rotation is considered (ms). */
+  rotationCheckMs?: number;
+  /** How often encryption counts are persisted with the keyring (ms); a kill -9 loses at most this much counting. */
+  countPersistMs?: number;
 }
 
 export const DEFAULTS = {

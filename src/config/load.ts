@@ -32,7 +32,18 @@ export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = proc
 /** Validates a parsed document (HCL blocks come as one-element arrays; JSON may omit them). */
 export function validateConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env): ServerConfig {
   const top = object(raw, '(top level)');
-  allowOnly(top, '', ['storage', 'seal', 'listener', 'api_addr', 'cluster_addr', 'log_level', 'ui', 'disable_mlock']);
+  allowOnly(top, '', [
+    'storage',
+    'seal',
+    'listener',
+    'api_addr',
+    'cluster_addr',
+    'log_level',
+    'ui',
+    'disable_mlock',
+    'rotation_check_interval',
+    'encryption_count_persist_interval',
+  ]);
   return {
     storage: storageBlock(top.storage),
     seal: sealBlock(top.seal, env),
@@ -40,7 +51,19 @@ export function validateConfig(raw: unknown, env: NodeJS.ProcessEnv = process.en
     apiAddr: optionalString(top.api_addr, 'api_addr'),
     clusterAddr: optionalString(top.cluster_addr, 'cluster_addr'),
     logLevel: logLevel(top.log_level),
+    rotationCheckMs: optionalDurationMs(top.rotation_check_interval, 'rotation_check_interval'),
+    countPersistMs: optionalDurationMs(top.encryption_count_persist_interval, 'encryption_count_persist_interval'),
   };
+}
+
+/** "250ms", "10s", "5m", "1h" (or a number of seconds) as milliseconds. */
+function optionalDurationMs(v: unknown, field: string): number | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v === 'number' && v > 0) return v * 1000;
+  const m = typeof v === 'string' ? /^(\d+)(ms|s|m|h)$/.exec(v) : null;
+  if (!m || Number(m[1]) === 0) throw new ConfigError(field, 'must be a positive duration such as "250ms", "10s" or "5m"');
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
+  return Number(m[1]) * unit;
 }
 
 function storageBlock(v: unknown): StorageConfig {

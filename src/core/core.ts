@@ -9,9 +9,12 @@ import type { StorageBackend } from '../storage/backend.js';
 import { VERSION } from '../version.js';
 import { InvalidRequestError, NotInitializedError } from './errors.js';
 import { MountTable } from './mounts.js';
-import { Mutex } from './mutex.js';
+import { Mutex } from '../locks/mutex.js';
+import { Metrics } from './metrics.js';
 import { encryptShares, readPublicKeys } from './pgp.js';
 import { Rekeyer } from './rekey.js';
+import { RewrapJob } from './rewrap.js';
+import { RotationScheduler, updateRotationConfig } from './rotation.js';
 import { LogicalRouter } from './router.js';
 import { parseSealConfig, SEAL_CONFIG_PATH, type SealConfig, shareLength, validateShareCounts } from './seal-config.js';
 import { decodeShare, ShareCollector } from './shares.js';
@@ -27,6 +30,21 @@ export interface CoreOptions {
   log: Logger;
   /** How often encryption counts are written back with the keyring (ms). */
   countPersistMs?: number;
+  /** How often automatic rotation is considered (ms). */
+  rotationCheckMs?: number;
+  /** Clock for interval-based rotation (ms since the epoch); injectable for tests. */
+  now?: () => number;
+  /** Rewrap throttling: entries per second (0 = no limit) and entries in flight. */
+  rewrapMaxRate?: number;
+  rewrapConcurrency?: number;
+}
+
+export interface TermStatus {
+  term: number;
+  install_time: string;
+  encryptions: number;
+  values: number;
+  active: boolean;
 }
 
 export interface SealStatus {
@@ -65,6 +83,9 @@ export class Core {
   readonly mounts: MountTable;
   readonly router: LogicalRouter;
   readonly rekey: Rekeyer;
+  readonly rewrap: RewrapJob;
+  readonly metrics = new Metrics();
+  private readonly rotation: RotationScheduler;
   private readonly storage: StorageBackend;
   private readonly token: Token;
   private readonly log: Logger;
@@ -83,6 +104,20 @@ export class Core {
     this.mounts = new MountTable(this.barrier);
     this.router = new LogicalRouter(this.barrier, this.mounts);
     this.rekey = new Rekeyer({ barrier: this.barrier, token: this.token, sealConfig: () => this.sealConfig(), log: this.log });
+    this.rotation = new RotationScheduler({
+      barrier: this.barrier,
+      log: this.log,
+      metrics: this.metrics,
+      now: opts.now ?? Date.now,
+      checkMs: opts.rotationCheckMs ?? 10_000,
+    });
+    this.rewrap = new RewrapJob({
+      barrier: this.barrier,
+      log: this.log,
+      maxRate: opts.rewrapMaxRate ?? 5000,
+      concurrency: opts.rewrapConcurrency ?? 4,
+      persistMs: 1000,
+    });
   }
 
   /** Runs a state change under the core's lock (rekey steps, mounts), so it cannot interleave with seal or unseal. */
@@ -187,6 +222,8 @@ export class Core {
     return this.stateLock.run(async () => {
       if (this.countTimer) clearInterval(this.countTimer);
       this.countTimer = undefined;
+      this.rotation.stop();
+      await this.rewrap.pause();
       this.rekey.cancel();
       await this.barrier.seal();
       this.tokens.clear();
@@ -209,6 +246,53 @@ export class Core {
         for (const key of await view.walk('')) await view.delete(key);
       });
       this.router.prune();
+    });
+  }
+
+  /** sys/rotate: a new term, generated in the token; no shares needed. */
+  rotate(): Promise<{ term: number; installTime: string }> {
+    return this.stateLock.run(async () => {
+      const entry = await this.barrier.rotate();
+      this.log.info({ term: entry.term }, 'rotated the encryption key');
+      return { term: entry.term, installTime: entry.installTime };
+    });
+  }
+
+  /** Runs the automatic-rotation check now (the timer does this every rotationCheckMs). */
+  checkRotation(): Promise<void> {
+    return this.rotation.check();
+  }
+
+  setRotationConfig(body: Record<string, unknown>): Promise<void> {
+    return this.stateLock.run(() => this.barrier.setRotationConfig(updateRotationConfig(this.barrier.rotationConfig(), body)));
+  }
+
+  /** Every term with its install time, encryption count and how many stored values it protects. */
+  async terms(): Promise<TermStatus[]> {
+    const usage = await this.barrier.termUsage();
+    const active = this.barrier.activeKey().term;
+    return this.barrier.terms().map((t) => ({
+      term: t.term,
+      install_time: t.installTime,
+      encryptions: t.encryptions,
+      values: usage.get(t.term) ?? 0,
+      active: t.term === active,
+    }));
+  }
+
+  /** Removes every older term no stored value uses; refuses, with the counts, while any is still used. */
+  prune(): Promise<number[]> {
+    return this.stateLock.run(async () => {
+      const terms = await this.terms();
+      const used = terms.filter((t) => !t.active && t.values > 0);
+      if (used.length) {
+        const detail = used.map((t) => `term ${t.term} protects ${t.values} value${t.values === 1 ? '' : 's'}`).join(', ');
+        throw new InvalidRequestError(`cannot prune: ${detail}; run sys/rotate/rewrap first`);
+      }
+      const removable = terms.filter((t) => !t.active).map((t) => t.term);
+      if (removable.length) await this.barrier.pruneTerms(removable);
+      this.log.info({ terms: removable }, 'pruned unused encryption-key terms');
+      return removable;
     });
   }
 
@@ -253,6 +337,8 @@ export class Core {
     }
     this.unsealNonce = '';
     this.startCountPersistence();
+    this.rotation.start();
+    await this.rewrap.load();
     this.log.info('unsealed');
   }
 

@@ -8,6 +8,7 @@ import { HttpError, toErrorReply } from './errors.js';
 import { logicalRoutes } from './routes/logical.js';
 import { mountRoutes } from './routes/sys-mounts.js';
 import { rekeyRoutes } from './routes/sys-rekey.js';
+import { rotateRoutes } from './routes/sys-rotate.js';
 import { sealRoutes } from './routes/sys-seal.js';
 
 export const BODY_LIMIT_BYTES = 1024 * 1024;
@@ -59,6 +60,7 @@ export function buildHttpServer(core: Core, opts: HttpOptions): FastifyInstance 
   app.register(sealRoutes, { core });
   app.register(mountRoutes, { core });
   app.register(rekeyRoutes, { core });
+  app.register(rotateRoutes, { core });
   app.register(logicalRoutes, { core });
   return app;
 }

@@ -14,6 +14,8 @@ export interface StorageBackend {
   list(prefix: string): Promise<string[]>;
   /** Applies every op or none, even across a crash. */
   transaction(ops: readonly StorageOp[]): Promise<void>;
+  /** Replaces the value only if it still equals `expected`; false when it changed (or vanished) meanwhile. */
+  compareAndSwap(key: string, expected: Buffer, next: Buffer): Promise<boolean>;
   close(): Promise<void>;
 }
 

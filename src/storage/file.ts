@@ -2,7 +2,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rmdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type StorageBackend, type StorageOp, validateKey, validatePrefix } from './backend.js';
-import { RwLock } from './rw-lock.js';
+import { KeyedMutex } from '../locks/mutex.js';
+import { RwLock } from '../locks/rw-lock.js';
 
 const JOURNAL = 'journal';
 
@@ -30,6 +31,8 @@ export class FileBackend implements StorageBackend {
   private readonly dataDir: string;
   private readonly tmpDir: string;
   private readonly lock = new RwLock();
+  // Writes to one key are serialized, so a compare-and-swap cannot interleave with a put.
+  private readonly keyLocks = new KeyedMutex();
   private writes = 0;
 
   private constructor(
@@ -62,12 +65,27 @@ export class FileBackend implements StorageBackend {
 
   async put(key: string, value: Buffer): Promise<void> {
     validateKey(key);
-    return this.lock.shared(() => this.writeEntry(key, value));
+    return this.lock.shared(() => this.keyLocks.run(key, () => this.writeEntry(key, value)));
   }
 
   async delete(key: string): Promise<void> {
     validateKey(key);
-    return this.lock.shared(() => this.removeEntry(key));
+    return this.lock.shared(() => this.keyLocks.run(key, () => this.removeEntry(key)));
+  }
+
+  async compareAndSwap(key: string, expected: Buffer, next: Buffer): Promise<boolean> {
+    validateKey(key);
+    return this.lock.shared(() =>
+      this.keyLocks.run(key, async () => {
+        const current = await readFile(this.fileOf(key)).catch((err: unknown) => {
+          if (isCode(err, 'ENOENT')) return undefined;
+          throw err;
+        });
+        if (!current || !current.equals(expected)) return false;
+        await this.writeEntry(key, next);
+        return true;
+      }),
+    );
   }
 
   async list(prefix: string): Promise<string[]> {

@@ -36,5 +36,13 @@ export class InmemBackend implements StorageBackend {
     }
   }
 
+  async compareAndSwap(key: string, expected: Buffer, next: Buffer): Promise<boolean> {
+    validateKey(key);
+    const current = this.entries.get(key);
+    if (!current || !current.equals(expected)) return false;
+    this.entries.set(key, next);
+    return true;
+  }
+
   async close(): Promise<void> {}
 }

@@ -1,7 +1,7 @@
 import type { BarrierOp } from '../../barrier/barrier.js';
 import type { BarrierView } from '../../barrier/view.js';
 import { InvalidRequestError, NotFoundError } from '../../core/errors.js';
-import { KeyedMutex } from '../../core/mutex.js';
+import { KeyedMutex } from '../../locks/mutex.js';
 import { jsonBuffer, type LogicalRequest, type LogicalResponse, type SecretsEngine } from '../engine.js';
 
 const DEFAULT_MAX_VERSIONS = 10;
