@@ -17,12 +17,13 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** Writes an HCL config for a server on file storage and the given token. */
-export async function writeConfig(dir: string, token: TestToken, port: number): Promise<string> {
+/** Writes an HCL config for a server on file storage and the given token; `extra` is appended verbatim. */
+export async function writeConfig(dir: string, token: TestToken, port: number, extra = ''): Promise<string> {
   const file = join(dir, 'keyward.hcl');
   await writeFile(
     file,
-    `storage "file" {
+    `${extra}
+storage "file" {
   path = "${join(dir, 'storage')}"
 }
 
