@@ -20,8 +20,11 @@ export interface HttpOptions {
 
 /** The fastify app: Vault's /v1 API over a Core. */
 export function buildHttpServer(core: Core, opts: HttpOptions): FastifyInstance {
+  // Per-request lines ("incoming request", "request completed") only at debug: at info they would
+  // double the cost of a small request. The audit trail is a separate concern.
+  const verbose = opts.log.level === 'debug' || opts.log.level === 'trace';
   const serverOptions: FastifyServerOptions = {
-    loggerInstance: opts.log,
+    loggerInstance: opts.log.child({ component: 'http' }, { level: verbose ? opts.log.level : 'warn' }),
     bodyLimit: BODY_LIMIT_BYTES,
     genReqId: () => randomUUID(),
   };

@@ -1,7 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rmdir, unlink } from 'node:fs/promises';
+import { closeSync, fsync, mkdirSync, openSync, readFileSync, renameSync, rmdirSync, unlinkSync, writeSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { type StorageBackend, type StorageOp, validateKey, validatePrefix } from './backend.js';
+import { DirSyncer, fsyncPath } from './dir-sync.js';
 import { KeyedMutex } from '../locks/mutex.js';
 import { RwLock } from '../locks/rw-lock.js';
 
@@ -20,11 +23,17 @@ interface JournalRecord {
   sha256: string;
 }
 
+const fsyncAsync = promisify(fsync);
+
 /**
  * The embedded default: one file per entry under `<path>/data`, each write durable
  * (temporary file, fsync, rename, directory fsync). A transaction is first written as one
  * journal file (same durability), then applied, then removed; a journal found at open is
  * replayed, so a crash leaves all of a transaction or none of it.
+ *
+ * Entries are small and local, so opens, reads, writes and renames are synchronous (each takes
+ * microseconds, where a trip through libuv's thread pool costs a few hundred); only the fsyncs,
+ * which take milliseconds, run off the event loop.
  */
 export class FileBackend implements StorageBackend {
   readonly type = 'file';
@@ -33,6 +42,7 @@ export class FileBackend implements StorageBackend {
   private readonly lock = new RwLock();
   // Writes to one key are serialized, so a compare-and-swap cannot interleave with a put.
   private readonly keyLocks = new KeyedMutex();
+  private readonly dirSyncer = new DirSyncer();
   private writes = 0;
 
   private constructor(
@@ -45,22 +55,15 @@ export class FileBackend implements StorageBackend {
 
   static async open(root: string, options: FileBackendOptions = {}): Promise<FileBackend> {
     const backend = new FileBackend(root, options);
-    await mkdir(backend.dataDir, { recursive: true, mode: 0o700 });
-    await mkdir(backend.tmpDir, { recursive: true, mode: 0o700 });
+    mkdirSync(backend.dataDir, { recursive: true, mode: 0o700 });
+    mkdirSync(backend.tmpDir, { recursive: true, mode: 0o700 });
     await backend.replayJournal();
     return backend;
   }
 
   async get(key: string): Promise<Buffer | undefined> {
     validateKey(key);
-    return this.lock.shared(async () => {
-      try {
-        return await readFile(this.fileOf(key));
-      } catch (err) {
-        if (isCode(err, 'ENOENT')) return undefined;
-        throw err;
-      }
-    });
+    return this.lock.shared(async () => this.readEntry(key));
   }
 
   async put(key: string, value: Buffer): Promise<void> {
@@ -77,10 +80,7 @@ export class FileBackend implements StorageBackend {
     validateKey(key);
     return this.lock.shared(() =>
       this.keyLocks.run(key, async () => {
-        const current = await readFile(this.fileOf(key)).catch((err: unknown) => {
-          if (isCode(err, 'ENOENT')) return undefined;
-          throw err;
-        });
+        const current = this.readEntry(key);
         if (!current || !current.equals(expected)) return false;
         await this.writeEntry(key, next);
         return true;
@@ -127,7 +127,7 @@ export class FileBackend implements StorageBackend {
   private async replayJournal(): Promise<void> {
     let raw: Buffer;
     try {
-      raw = await readFile(join(this.root, JOURNAL));
+      raw = readFileSync(join(this.root, JOURNAL));
     } catch (err) {
       if (isCode(err, 'ENOENT')) return;
       throw err;
@@ -150,20 +150,29 @@ export class FileBackend implements StorageBackend {
       else await this.removeEntry(op.key);
     }
     this.beforeWrite();
-    await unlink(join(this.root, JOURNAL));
-    await fsyncDir(this.root);
+    unlinkSync(join(this.root, JOURNAL));
+    await fsyncPath(this.root);
+  }
+
+  private readEntry(key: string): Buffer | undefined {
+    try {
+      return readFileSync(this.fileOf(key));
+    } catch (err) {
+      if (isCode(err, 'ENOENT') || isCode(err, 'ENOTDIR')) return undefined;
+      throw err;
+    }
   }
 
   private async writeEntry(key: string, value: Buffer): Promise<void> {
     const file = this.fileOf(key);
     const dir = join(file, '..');
-    await mkdir(dir, { recursive: true, mode: 0o700 });
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
     try {
       await this.durableWrite(file, dir, value);
     } catch (err) {
       // A concurrent delete may have removed the (then empty) directory between mkdir and rename.
       if (!isCode(err, 'ENOENT')) throw err;
-      await mkdir(dir, { recursive: true, mode: 0o700 });
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
       await this.durableWrite(file, dir, value);
     }
   }
@@ -172,17 +181,17 @@ export class FileBackend implements StorageBackend {
     const file = this.fileOf(key);
     this.beforeWrite();
     try {
-      await unlink(file);
+      unlinkSync(file);
     } catch (err) {
       if (isCode(err, 'ENOENT')) return;
       throw err;
     }
     let dir = join(file, '..');
-    await fsyncDir(dir);
+    await this.dirSyncer.sync(dir);
     // Remove folders the delete left empty, so lists stop showing them (as Vault's file backend does).
     while (dir !== this.dataDir && dir.startsWith(this.dataDir)) {
       try {
-        await rmdir(dir);
+        rmdirSync(dir);
       } catch {
         break;
       }
@@ -197,35 +206,30 @@ export class FileBackend implements StorageBackend {
   private async durableWrite(target: string, targetDir: string, value: Buffer): Promise<void> {
     this.beforeWrite();
     const tmp = join(this.tmpDir, randomBytes(12).toString('hex'));
-    const fh = await open(tmp, 'w', 0o600);
+    const fd = openSync(tmp, 'w', 0o600);
     try {
-      await fh.writeFile(value);
-      await fh.sync();
+      for (let off = 0; off < value.length; ) off += writeSync(fd, value, off);
+      await fsyncAsync(fd);
     } finally {
-      await fh.close();
+      closeSync(fd);
     }
     try {
-      await rename(tmp, target);
+      renameSync(tmp, target);
     } catch (err) {
-      await unlink(tmp).catch(() => undefined);
+      try {
+        unlinkSync(tmp);
+      } catch {
+        // Nothing left to clean up.
+      }
       throw err;
     }
-    await fsyncDir(targetDir);
+    await this.dirSyncer.sync(targetDir);
   }
 
   private fileOf(key: string): string {
     const segments = key.split('/').map(encodeSegment);
     const leaf = segments.pop()!;
     return join(this.dataDir, ...segments, `_${leaf}`);
-  }
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
   }
 }
 
