@@ -20,3 +20,7 @@ listener "tcp" {
 }
 
 log_level = "info"
+
+# How often automatic rotation is considered, and how often encryption counts are persisted.
+rotation_check_interval           = "10s"
+encryption_count_persist_interval = "5s"

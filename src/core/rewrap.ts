@@ -1,4 +1,4 @@
-import { setTimeout as sleep } from 'node:timers/promises';
+import { setImmediate as yieldTurn, setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { TokenBarrier } from '../barrier/barrier.js';
 import { InvalidRequestError } from './errors.js';
@@ -165,7 +165,8 @@ export class RewrapJob {
         await advance();
         const wait = minGapMs - (Date.now() - began);
         // Always yield a turn of the event loop, so foreground requests go first.
-        await sleep(wait > 0 ? wait : 0);
+        if (wait > 0) await sleep(wait);
+        else await yieldTurn();
       }
     };
     await Promise.all(Array.from({ length: Math.max(1, concurrency) }, worker));
