@@ -19,6 +19,9 @@ import { LogicalRouter } from './router.js';
 import { parseSealConfig, SEAL_CONFIG_PATH, type SealConfig, shareLength, validateShareCounts } from './seal-config.js';
 import { decodeShare, ShareCollector } from './shares.js';
 import { type TokenEntry, TokenStore } from './token-store.js';
+import { PolicyStore } from './policy-store.js';
+import type { Capability } from './policy.js';
+import { PermissionDeniedError } from './errors.js';
 
 const CLUSTER_PATH = 'core/cluster';
 
@@ -80,6 +83,7 @@ interface ClusterInfo {
 export class Core {
   readonly barrier: TokenBarrier;
   readonly tokens: TokenStore;
+  readonly policies: PolicyStore;
   readonly mounts: MountTable;
   readonly router: LogicalRouter;
   readonly rekey: Rekeyer;
@@ -100,7 +104,8 @@ export class Core {
     this.token = opts.token;
     this.log = opts.log;
     this.barrier = new TokenBarrier(opts.storage, opts.token);
-    this.tokens = new TokenStore(this.barrier);
+    this.tokens = new TokenStore(this.barrier, opts.now);
+    this.policies = new PolicyStore(this.barrier);
     this.mounts = new MountTable(this.barrier);
     this.router = new LogicalRouter(this.barrier, this.mounts);
     this.rekey = new Rekeyer({ barrier: this.barrier, token: this.token, sealConfig: () => this.sealConfig(), log: this.log });
@@ -227,6 +232,7 @@ export class Core {
       this.rekey.cancel();
       await this.barrier.seal();
       this.tokens.clear();
+      this.policies.clear();
       this.mounts.clear();
       this.cluster = undefined;
       this.resetUnseal();
@@ -296,8 +302,27 @@ export class Core {
     });
   }
 
-  authenticate(clientToken: string | undefined): Promise<TokenEntry> {
-    return this.tokens.lookup(clientToken);
+  /**
+   * Checks the client token and that its policies grant the capability the request needs
+   * (computed only for a valid, non-root token) and sudo when the path needs it; counts one use
+   * of a limited-use token. Returns the token's entry.
+   */
+  async authorize(
+    clientToken: string | undefined,
+    needed: () => Promise<{ capability: Capability; path: string }>,
+    sudo: boolean,
+  ): Promise<TokenEntry> {
+    const entry = await this.tokens.lookup(clientToken);
+    if (!entry.policies.includes('root')) {
+      // Lists are checked on the folder path with its trailing slash, as Vault does.
+      const { capability, path } = await needed();
+      const acl = await this.policies.aclFor(entry.policies);
+      if (!acl.allows(path, capability, sudo)) {
+        throw new PermissionDeniedError(`the token's policies (${entry.policies.join(', ')}) do not grant ${sudo ? `${capability} with sudo` : capability} on "${path}"`);
+      }
+    }
+    await this.tokens.use(entry);
+    return entry;
   }
 
   /** Seals (persisting encryption counts) before the process exits. */

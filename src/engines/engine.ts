@@ -18,6 +18,8 @@ export interface LogicalResponse {
 
 export interface SecretsEngine {
   handle(req: LogicalRequest): Promise<LogicalResponse | undefined>;
+  /** Whether a write to `path` would update something that exists (ACL "update") or create it ("create"). */
+  exists(path: string): Promise<boolean>;
 }
 
 export function jsonBuffer(value: unknown): Buffer {

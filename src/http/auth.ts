@@ -1,10 +1,15 @@
 import type { FastifyRequest } from 'fastify';
 import { SealedError } from '../barrier/errors.js';
 import type { Core } from '../core/core.js';
+import type { Capability } from '../core/policy.js';
 import type { TokenEntry } from '../core/token-store.js';
 
-/** How a route is guarded: `public` routes answer sealed and without a token (init, unseal, status, health). */
-export type RouteAccess = 'public' | 'token';
+/**
+ * How a route is guarded: `public` routes answer sealed and without a token (init, unseal,
+ * status, health, rekey); `any-token` routes need a valid token but no policy (which engine
+ * serves a path, as Vault's CLI asks); all others need the capability their path and method ask.
+ */
+export type RouteAccess = 'public' | 'any-token' | 'token';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -12,8 +17,23 @@ declare module 'fastify' {
   }
   interface FastifyRequest {
     tokenEntry?: TokenEntry;
+    /** The client token as given (for the token endpoints that act on "self"). */
+    clientToken?: string;
   }
 }
+
+/** Paths that need `sudo` on top of the operation's capability, as Vault marks them. */
+const SUDO_PATHS = [
+  /^sys\/rotate$/,
+  /^sys\/rotate\/(config|rewrap|prune)$/,
+  /^sys\/seal$/,
+  /^sys\/step-down$/,
+  /^sys\/audit(\/.*)?$/,
+  /^sys\/rekey\/backup$/,
+  /^auth\/token\/accessors\/?$/,
+  /^auth\/token\/create-orphan$/,
+  /^auth\/token\/revoke-orphan$/,
+];
 
 export function clientToken(req: FastifyRequest): string | undefined {
   const header = req.headers['x-vault-token'];
@@ -23,11 +43,56 @@ export function clientToken(req: FastifyRequest): string | undefined {
   return undefined;
 }
 
-/** onRequest hook: sealed → 503 before anything else, then a valid token or 403. */
+/** The API path a request names, below /v1/, decoded and without the query. */
+export function apiPath(req: FastifyRequest): string {
+  const pathname = req.url.split('?')[0]!.replace(/^\/v1\//, '');
+  try {
+    return decodeURIComponent(pathname);
+  } catch {
+    return pathname;
+  }
+}
+
+/** The capability a request needs on its path, in Vault's terms (a write is "create" when nothing is there yet). */
+async function capabilityFor(core: Core, req: FastifyRequest, path: string): Promise<Capability> {
+  switch (req.method) {
+    case 'GET':
+    case 'HEAD': {
+      const list = (req.query as Record<string, string | undefined>).list;
+      return list === 'true' || list === '1' ? 'list' : 'read';
+    }
+    case 'DELETE':
+      return 'delete';
+    case 'PATCH':
+      return 'patch';
+    default: {
+      const routed = path.startsWith('sys/') || path.startsWith('auth/') ? undefined : core.router.route(path);
+      if (!routed) return 'update';
+      return (await routed.engine.exists(routed.path)) ? 'update' : 'create';
+    }
+  }
+}
+
+/** onRequest hook: sealed → 503 before anything else, then a token whose policies allow the request, or 403. */
 export function guard(core: Core) {
   return async (req: FastifyRequest): Promise<void> => {
     if (req.routeOptions.config.access === 'public') return;
     if (core.sealed) throw new SealedError();
-    req.tokenEntry = await core.authenticate(clientToken(req));
+    const raw = apiPath(req);
+    const token = clientToken(req);
+    req.clientToken = token;
+    if (req.routeOptions.config.access === 'any-token') {
+      req.tokenEntry = await core.tokens.lookup(token);
+      await core.tokens.use(req.tokenEntry);
+      return;
+    }
+    req.tokenEntry = await core.authorize(
+      token,
+      async () => {
+        const capability = await capabilityFor(core, req, raw);
+        return { capability, path: capability === 'list' && !raw.endsWith('/') ? `${raw}/` : raw };
+      },
+      SUDO_PATHS.some((re) => re.test(raw)),
+    );
   };
 }

@@ -5,10 +5,12 @@ import secureJson from 'secure-json-parse';
 import type { Core } from '../core/core.js';
 import { guard } from './auth.js';
 import { HttpError, toErrorReply } from './errors.js';
+import { tokenRoutes } from './routes/auth-token.js';
 import { logicalRoutes } from './routes/logical.js';
 import { mountRoutes } from './routes/sys-mounts.js';
 import { rekeyRoutes } from './routes/sys-rekey.js';
 import { rotateRoutes } from './routes/sys-rotate.js';
+import { policyRoutes } from './routes/sys-policy.js';
 import { sealRoutes } from './routes/sys-seal.js';
 
 export const BODY_LIMIT_BYTES = 1024 * 1024;
@@ -64,6 +66,8 @@ export function buildHttpServer(core: Core, opts: HttpOptions): FastifyInstance 
   app.register(mountRoutes, { core });
   app.register(rekeyRoutes, { core });
   app.register(rotateRoutes, { core });
+  app.register(policyRoutes, { core });
+  app.register(tokenRoutes, { core });
   app.register(logicalRoutes, { core });
   return app;
 }

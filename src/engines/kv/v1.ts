@@ -9,6 +9,10 @@ const KV_V1_LEASE_SECONDS = 2_764_800;
 export class KvV1 implements SecretsEngine {
   constructor(private readonly view: BarrierView) {}
 
+  async exists(path: string): Promise<boolean> {
+    return path !== '' && !path.endsWith('/') && (await this.view.get(path)) !== undefined;
+  }
+
   async handle(req: LogicalRequest): Promise<LogicalResponse | undefined> {
     const path = req.path;
     switch (req.operation) {

@@ -42,6 +42,12 @@ export class KvV2 implements SecretsEngine {
 
   constructor(private readonly view: BarrierView) {}
 
+  async exists(path: string): Promise<boolean> {
+    const m = /^(data|metadata)\/(.+)$/.exec(path);
+    if (!m) return true;
+    return (await this.view.get(`metadata/${m[2]}`)) !== undefined;
+  }
+
   async handle(req: LogicalRequest): Promise<LogicalResponse | undefined> {
     const slash = req.path.indexOf('/');
     const area = slash === -1 ? req.path : req.path.slice(0, slash);

@@ -61,7 +61,7 @@ export async function mountRoutes(app: FastifyInstance, opts: { core: Core }): P
     return reply.code(204).send();
   });
 
-  app.get<{ Params: { '*': string } }>('/v1/sys/internal/ui/mounts/*', async (req) => {
+  app.get<{ Params: { '*': string } }>('/v1/sys/internal/ui/mounts/*', { config: { access: 'any-token' } }, async (req) => {
     const routed = core.router.route(req.params['*']);
     if (!routed) throw new HttpError(404, `no secrets engine is mounted at "${req.params['*']}"`);
     return envelope(req.id, { path: routed.mount.path, ...describe(routed.mount) });

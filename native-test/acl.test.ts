@@ -1,0 +1,187 @@
+import nodeVault from 'node-vault';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { call, initAndUnseal, type InProcess, startInProcess } from './support/service.js';
+
+describe('tokens and ACL policies', () => {
+  let kw: InProcess;
+  let base: string;
+  let root: string;
+  let clock = Date.now();
+
+  const policy = (name: string, doc: string) => call(base, 'PUT', `sys/policy/${name}`, { token: root, body: { policy: doc } });
+  async function tokenWith(policies: string[], extra: Record<string, unknown> = {}, parent = root): Promise<{ token: string; accessor: string }> {
+    const res = await call(base, 'POST', 'auth/token/create', { token: parent, body: { policies, ...extra } });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    return { token: res.body.auth.client_token, accessor: res.body.auth.accessor };
+  }
+
+  beforeAll(async () => {
+    kw = await startInProcess('file', {}, { now: () => clock });
+    base = kw.service.url;
+    ({ root } = await initAndUnseal(base));
+    await call(base, 'POST', 'sys/mounts/kv', { token: root, body: { type: 'kv-v2' } });
+    for (const p of ['secret/a', 'secret/private/x', 'secret/x/team-b', 'secret/x/team-c', 'secret/app/admin', 'secret/app/db']) {
+      await call(base, 'PUT', p, { token: root, body: { v: p } });
+    }
+    await call(base, 'POST', 'kv/data/x', { token: root, body: { data: { v: 1 } } });
+    expect((await policy('readonly', 'path "secret/*" {\n  capabilities = ["read", "list"]\n}\npath "kv/data/*" {\n  capabilities = ["read"]\n}\npath "kv/metadata/*" {\n  capabilities = ["list"]\n}\n')).status).toBe(204);
+    await policy('writeonly', 'path "secret/*" {\n  capabilities = ["create", "update"]\n}\npath "kv/data/*" {\n  capabilities = ["create", "update"]\n}\n');
+    await policy('createonly', 'path "secret/*" {\n  capabilities = ["create"]\n}\n');
+    await policy('operator', JSON.stringify({
+      path: {
+        'sys/rotate': { capabilities: ['update', 'sudo'] },
+        'sys/rotate/config': { capabilities: ['read', 'update', 'sudo'] },
+        'sys/seal': { capabilities: ['update'] },
+        'sys/key-status': { capabilities: ['read'] },
+      },
+    }));
+    await policy('denying', 'path "secret/*" {\n  capabilities = ["read"]\n}\npath "secret/private/*" {\n  capabilities = ["deny"]\n}\npath "secret/+/team-b" {\n  capabilities = ["deny"]\n}\npath "secret/app/*" {\n  capabilities = ["read", "list"]\n}\npath "secret/app/admin" {\n  capabilities = ["deny"]\n}\n');
+  });
+  afterAll(() => kw.service.close());
+
+  it('allows and denies exactly what the policies say', async () => {
+    const ro = (await tokenWith(['readonly'])).token;
+    const wo = (await tokenWith(['writeonly'])).token;
+    const co = (await tokenWith(['createonly'])).token;
+    const op = (await tokenWith(['operator'])).token;
+    const dn = (await tokenWith(['denying'])).token;
+    const matrix: Array<[string, string, string, string, unknown, 'allow' | 'deny']> = [
+      ['readonly', ro, 'GET', 'secret/a', undefined, 'allow'],
+      ['readonly', ro, 'GET', 'secret/?list=true', undefined, 'allow'],
+      ['readonly', ro, 'PUT', 'secret/a', { v: 'x' }, 'deny'],
+      ['readonly', ro, 'DELETE', 'secret/a', undefined, 'deny'],
+      ['readonly', ro, 'GET', 'kv/data/x', undefined, 'allow'],
+      ['readonly', ro, 'POST', 'kv/data/x', { data: { v: 2 } }, 'deny'],
+      ['readonly', ro, 'GET', 'kv/metadata/?list=true', undefined, 'allow'],
+      ['readonly', ro, 'POST', 'sys/rotate', undefined, 'deny'],
+      ['readonly', ro, 'GET', 'sys/mounts', undefined, 'deny'],
+      ['writeonly', wo, 'PUT', 'secret/new', { v: 'n' }, 'allow'],
+      ['writeonly', wo, 'PUT', 'secret/a', { v: 'updated' }, 'allow'],
+      ['writeonly', wo, 'GET', 'secret/a', undefined, 'deny'],
+      ['writeonly', wo, 'DELETE', 'secret/a', undefined, 'deny'],
+      ['writeonly', wo, 'POST', 'kv/data/x', { data: { v: 3 } }, 'allow'],
+      ['writeonly', wo, 'GET', 'kv/data/x', undefined, 'deny'],
+      ['createonly', co, 'PUT', 'secret/fresh', { v: 'f' }, 'allow'],
+      ['createonly', co, 'PUT', 'secret/fresh', { v: 'again' }, 'deny'],
+      ['operator', op, 'POST', 'sys/rotate', undefined, 'allow'],
+      ['operator', op, 'GET', 'sys/rotate/config', undefined, 'allow'],
+      ['operator', op, 'GET', 'sys/key-status', undefined, 'allow'],
+      ['operator', op, 'PUT', 'sys/seal', undefined, 'deny'],
+      ['operator', op, 'GET', 'secret/a', undefined, 'deny'],
+      ['denying', dn, 'GET', 'secret/a', undefined, 'allow'],
+      ['denying', dn, 'GET', 'secret/private/x', undefined, 'deny'],
+      ['denying', dn, 'GET', 'secret/x/team-b', undefined, 'deny'],
+      ['denying', dn, 'GET', 'secret/x/team-c', undefined, 'allow'],
+      ['denying', dn, 'GET', 'secret/app/db', undefined, 'allow'],
+      ['denying', dn, 'GET', 'secret/app/admin', undefined, 'deny'],
+      ['denying', dn, 'GET', 'secret/app?list=true', undefined, 'allow'],
+    ];
+    for (const [name, token, method, path, body, want] of matrix) {
+      const res = await call(base, method, path, { token, body });
+      const got = res.status === 403 ? 'deny' : 'allow';
+      expect(`${name} ${method} ${path} → ${got} (${res.status})`).toBe(`${name} ${method} ${path} → ${want} (${want === 'deny' ? 403 : res.status})`);
+      if (want === 'deny') expect(res.body.errors[0]).toMatch(/permission denied/);
+    }
+    expect((await call(base, 'GET', 'secret/a', { token: root })).body.data).toEqual({ v: 'updated' });
+
+    const caps = await call(base, 'POST', 'sys/capabilities-self', { token: dn, body: { paths: ['secret/a', 'secret/private/x', 'secret/app/db'] } });
+    expect(caps.body.data).toMatchObject({ 'secret/a': ['read'], 'secret/private/x': ['deny'], 'secret/app/db': ['read', 'list'] });
+    expect((await call(base, 'POST', 'sys/capabilities-self', { token: root, body: { path: 'anything' } })).body.capabilities).toEqual(['root']);
+  });
+
+  it('manages policies through sys/policy and sys/policies/acl, refusing bad ones', async () => {
+    expect((await call(base, 'GET', 'sys/policy', { token: root })).body.policies).toEqual(
+      expect.arrayContaining(['createonly', 'default', 'denying', 'operator', 'readonly', 'root', 'writeonly']),
+    );
+    expect((await call(base, 'GET', 'sys/policy/readonly', { token: root })).body.rules).toContain('secret/*');
+    expect((await call(base, 'PUT', 'sys/policies/acl/extra', { token: root, body: { policy: 'path "x/*" {\n capabilities = ["read"]\n}\n' } })).status).toBe(204);
+    expect((await call(base, 'GET', 'sys/policies/acl/extra', { token: root })).body.data.policy).toContain('x/*');
+    expect((await call(base, 'GET', 'sys/policies/acl?list=true', { token: root })).body.data.keys).toContain('extra');
+    expect((await call(base, 'PUT', 'sys/policy/extra2', { token: root, body: { rules: '{"path": {"y": {"capabilities": ["list"]}}}' } })).status).toBe(204);
+    expect((await call(base, 'DELETE', 'sys/policies/acl/extra', { token: root })).status).toBe(204);
+    expect((await call(base, 'GET', 'sys/policies/acl/extra', { token: root })).status).toBe(404);
+    const bad = await call(base, 'PUT', 'sys/policy/bad', { token: root, body: { policy: 'path "a" { capabilities = ["fly"] }\n' } });
+    expect(bad.status).toBe(400);
+    expect(bad.body.errors[0]).toMatch(/invalid capability "fly"/);
+    expect((await call(base, 'PUT', 'sys/policy/root', { token: root, body: { policy: 'path "a" {}' } })).status).toBe(400);
+    expect((await call(base, 'DELETE', 'sys/policy/default', { token: root })).status).toBe(400);
+    expect((await call(base, 'PUT', 'sys/policy/nodoc', { token: root, body: {} })).body.errors[0]).toMatch(/missing policy document/);
+    const ro = (await tokenWith(['readonly'])).token;
+    expect((await call(base, 'PUT', 'sys/policy/mine', { token: ro, body: { policy: 'path "a" {\n capabilities = ["read"]\n}\n' } })).status).toBe(403);
+  });
+
+  it('enforces expiry, use counts, renewal limits and parent revocation', async () => {
+    // Expiry (with the injected clock).
+    const short = await tokenWith(['readonly'], { ttl: '1h' });
+    expect((await call(base, 'GET', 'auth/token/lookup-self', { token: short.token })).body.data).toMatchObject({ policies: ['readonly', 'default'], ttl: 3600 });
+    clock += 2 * 3600 * 1000;
+    expect((await call(base, 'GET', 'secret/a', { token: short.token })).status).toBe(403);
+
+    // num_uses: the last use works and revokes the token.
+    const twice = await tokenWith(['readonly'], { num_uses: 2 });
+    expect((await call(base, 'GET', 'secret/a', { token: twice.token })).status).toBe(200);
+    expect((await call(base, 'GET', 'secret/a', { token: twice.token })).status).toBe(200);
+    expect((await call(base, 'GET', 'secret/a', { token: twice.token })).status).toBe(403);
+
+    // Renewal never passes explicit_max_ttl.
+    const capped = await tokenWith(['readonly'], { ttl: '1h', explicit_max_ttl: '2h' });
+    const renewed = await call(base, 'POST', 'auth/token/renew-self', { token: capped.token, body: { increment: '5h' } });
+    expect(renewed.status).toBe(200);
+    expect(renewed.body.auth.lease_duration).toBeLessThanOrEqual(7200);
+    expect(renewed.body.auth.lease_duration).toBeGreaterThan(3600);
+    const fixed = await tokenWith(['readonly'], { renewable: false });
+    expect((await call(base, 'POST', 'auth/token/renew-self', { token: fixed.token })).body.errors[0]).toMatch(/not renewable/);
+
+    // Children: subset of the parent's policies; revoking the parent revokes them.
+    const parent = await tokenWith(['readonly', 'writeonly']);
+    await policy('parent-creates', 'path "auth/token/create" {\n capabilities = ["update"]\n}\n');
+    const parent2 = await tokenWith(['readonly', 'parent-creates']);
+    const child = await tokenWith(['readonly'], {}, parent2.token);
+    const grandchild = await tokenWith(['readonly'], {}, child.token).catch(() => undefined);
+    expect(grandchild).toBeUndefined();
+    const wider = await call(base, 'POST', 'auth/token/create', { token: parent2.token, body: { policies: ['writeonly'] } });
+    expect(wider.status).toBe(403);
+    expect(wider.body.errors[0]).toMatch(/subset of parent/);
+    expect((await call(base, 'GET', 'secret/a', { token: child.token })).status).toBe(200);
+    expect((await call(base, 'POST', 'auth/token/revoke', { token: root, body: { token: parent2.token } })).status).toBe(204);
+    expect((await call(base, 'GET', 'secret/a', { token: child.token })).status).toBe(403);
+    expect((await call(base, 'GET', 'secret/a', { token: parent.token })).status).toBe(200);
+
+    // revoke-orphan keeps the children, now orphans.
+    const p3 = await tokenWith(['readonly', 'parent-creates']);
+    const c3 = await tokenWith(['readonly'], {}, p3.token);
+    expect((await call(base, 'POST', 'auth/token/revoke-orphan', { token: root, body: { token: p3.token } })).status).toBe(204);
+    expect((await call(base, 'GET', 'auth/token/lookup-self', { token: c3.token })).body.data.orphan).toBe(true);
+
+    // Accessors.
+    const keys = (await call(base, 'GET', 'auth/token/accessors?list=true', { token: root })).body.data.keys;
+    expect(keys).toContain(c3.accessor);
+    expect((await call(base, 'GET', 'auth/token/accessors?list=true', { token: parent.token })).status).toBe(403);
+    expect((await call(base, 'POST', 'auth/token/lookup-accessor', { token: root, body: { accessor: c3.accessor } })).body.data).toMatchObject({ id: '', policies: ['readonly', 'default'] });
+    expect((await call(base, 'POST', 'auth/token/revoke-accessor', { token: root, body: { accessor: c3.accessor } })).status).toBe(204);
+    expect((await call(base, 'GET', 'secret/a', { token: c3.token })).status).toBe(403);
+
+    // Tokens exist in storage only as keyed hashes.
+    const idKeys = await kw.service.storage.list('sys/token/id/');
+    expect(idKeys.every((k) => /^[0-9a-f]{64}$/.test(k))).toBe(true);
+    expect(idKeys.some((k) => k.includes(parent.token))).toBe(false);
+  });
+
+  it('works through the node-vault client', async () => {
+    const vault = nodeVault({ endpoint: base, token: root, noCustomHTTPVerbs: true });
+    await vault.addPolicy({ name: 'nv', rules: 'path "secret/nv" {\n capabilities = ["read", "create", "update"]\n}\n' });
+    expect((await vault.getPolicy({ name: 'nv' })).rules).toContain('secret/nv');
+    const created = await vault.tokenCreate({ policies: ['nv'], ttl: '1h' });
+    // node-vault adopts the token it just created (tokenSource); keep acting as root.
+    vault.token = root;
+    const user = nodeVault({ endpoint: base, token: created.auth.client_token, noCustomHTTPVerbs: true });
+    await user.write('secret/nv', { v: 'node-vault' });
+    expect((await user.read('secret/nv')).data).toEqual({ v: 'node-vault' });
+    expect((await user.tokenLookupSelf()).data.policies).toEqual(['nv', 'default']);
+    expect((await user.tokenRenewSelf({ increment: '30m' })).auth.lease_duration).toBe(1800);
+    expect((await vault.tokenLookup({ token: created.auth.client_token })).data.accessor).toBe(created.auth.accessor);
+    await user.tokenRevokeSelf();
+    await expect(user.read('secret/nv')).rejects.toSatisfy((e: unknown) => (e as { response?: { statusCode?: number } }).response?.statusCode === 403);
+    await vault.removePolicy({ name: 'nv' });
+  });
+});

@@ -1,0 +1,87 @@
+import type { SecurityBarrier } from '../barrier/barrier.js';
+import { InvalidRequestError, NotFoundError } from './errors.js';
+import { Acl, parsePolicy, type Policy } from './policy.js';
+
+const POLICY_PREFIX = 'sys/policy/';
+
+/** Vault's built-in default policy, trimmed to the endpoints keyward has: a token may manage itself. */
+export const DEFAULT_POLICY = `# Allow tokens to look up, renew and revoke themselves, and to ask what they may do.
+path "auth/token/lookup-self" {
+  capabilities = ["read"]
+}
+
+path "auth/token/renew-self" {
+  capabilities = ["update"]
+}
+
+path "auth/token/revoke-self" {
+  capabilities = ["update"]
+}
+
+path "sys/capabilities-self" {
+  capabilities = ["update"]
+}
+`;
+
+/** ACL policies kept through the barrier, with the built-in `root` (everything) and `default`. */
+export class PolicyStore {
+  private readonly cache = new Map<string, Policy>();
+
+  constructor(private readonly barrier: SecurityBarrier) {}
+
+  async list(): Promise<string[]> {
+    const stored = await this.barrier.list(POLICY_PREFIX);
+    return [...new Set(['default', ...stored, 'root'])].sort();
+  }
+
+  async get(name: string): Promise<Policy> {
+    const n = normalizeName(name);
+    if (n === 'root') return { name: 'root', raw: '', rules: [] };
+    const cached = this.cache.get(n);
+    if (cached) return cached;
+    const raw = await this.barrier.get(POLICY_PREFIX + n);
+    if (!raw && n !== 'default') throw new NotFoundError(`no policy named "${n}"`);
+    const policy = await parsePolicy(n, raw ? raw.toString('utf8') : DEFAULT_POLICY);
+    this.cache.set(n, policy);
+    return policy;
+  }
+
+  async put(name: string, raw: string): Promise<void> {
+    const n = normalizeName(name);
+    if (n === 'root') throw new InvalidRequestError('cannot update the root policy');
+    const policy = await parsePolicy(n, raw);
+    await this.barrier.put(POLICY_PREFIX + n, Buffer.from(raw));
+    this.cache.set(n, policy);
+  }
+
+  async delete(name: string): Promise<void> {
+    const n = normalizeName(name);
+    if (n === 'root' || n === 'default') throw new InvalidRequestError(`cannot delete the ${n} policy`);
+    await this.barrier.delete(POLICY_PREFIX + n);
+    this.cache.delete(n);
+  }
+
+  /** The ACL for a set of policy names; unknown names grant nothing (as in Vault). */
+  async aclFor(names: readonly string[]): Promise<Acl> {
+    if (names.includes('root')) return new Acl([], true);
+    const policies: Policy[] = [];
+    for (const name of names) {
+      try {
+        policies.push(await this.get(name));
+      } catch (err) {
+        if (!(err instanceof NotFoundError)) throw err;
+      }
+    }
+    return new Acl(policies);
+  }
+
+  clear(): void {
+    this.cache.clear();
+  }
+}
+
+function normalizeName(name: string): string {
+  const n = name.trim().toLowerCase();
+  if (!/^[a-z0-9][a-z0-9_.@-]{0,127}$/.test(n)) throw new InvalidRequestError(`invalid policy name "${name}"`);
+  return n;
+}
