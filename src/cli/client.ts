@@ -1,3 +1,6 @@
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import type { FlagSpec, FlagValues } from './flags.js';
 import { UsageError } from './flags.js';
 
@@ -33,6 +36,19 @@ export function outputFormat(flags: FlagValues, env: NodeJS.ProcessEnv = process
   return f;
 }
 
+/** Where `keyward login` keeps the token (Vault keeps its own in ~/.vault-token). */
+export function tokenFile(env: NodeJS.ProcessEnv = process.env): string {
+  return join(env.HOME || homedir(), '.keyward-token');
+}
+
+function storedToken(env: NodeJS.ProcessEnv): string | undefined {
+  try {
+    return readFileSync(tokenFile(env), 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** A small client for keyward's (and Vault's) HTTP API. */
 export class ApiClient {
   constructor(
@@ -43,7 +59,7 @@ export class ApiClient {
   static fromFlags(flags: FlagValues, env: NodeJS.ProcessEnv = process.env): ApiClient {
     const address = ((flags.address as string) || env.KEYWARD_ADDR || env.VAULT_ADDR || 'https://127.0.0.1:8200').replace(/\/+$/, '');
     if (!/^https?:\/\//.test(address)) throw new UsageError(`address "${address}" must start with http:// or https://`);
-    return new ApiClient(address, env.KEYWARD_TOKEN || env.VAULT_TOKEN || undefined);
+    return new ApiClient(address, env.KEYWARD_TOKEN || env.VAULT_TOKEN || storedToken(env));
   }
 
   async request(method: string, path: string, body?: unknown, allow: number[] = []): Promise<ApiResponse> {

@@ -3,7 +3,7 @@ export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
-export type FlagKind = 'string' | 'bool' | 'int';
+export type FlagKind = 'string' | 'bool' | 'int' | 'list';
 
 export interface FlagSpec {
   kind: FlagKind;
@@ -11,7 +11,7 @@ export interface FlagSpec {
   default?: string | boolean | number;
 }
 
-export type FlagValues = Record<string, string | boolean | number | undefined>;
+export type FlagValues = Record<string, string | boolean | number | string[] | undefined>;
 
 export interface Parsed {
   flags: FlagValues;
@@ -24,7 +24,7 @@ export interface Parsed {
  */
 export function parseFlags(argv: readonly string[], specs: Record<string, FlagSpec>): Parsed {
   const flags: FlagValues = {};
-  for (const [name, spec] of Object.entries(specs)) flags[name] = spec.default;
+  for (const [name, spec] of Object.entries(specs)) flags[name] = spec.kind === 'list' ? [] : spec.default;
   const args: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -53,7 +53,10 @@ export function parseFlags(argv: readonly string[], specs: Record<string, FlagSp
       text = argv[++i];
       if (text === undefined) throw new UsageError(`flag -${name} needs a value`);
     }
-    if (spec.kind === 'int') {
+    if (spec.kind === 'list') {
+      // Repeatable (-policy=a -policy=b); a comma-separated value adds several.
+      (flags[name] as string[]).push(...text.split(',').map((v) => v.trim()).filter(Boolean));
+    } else if (spec.kind === 'int') {
       if (!/^-?\d+$/.test(text)) throw new UsageError(`flag -${name} takes a whole number, not "${text}"`);
       flags[name] = Number(text);
     } else flags[name] = text;

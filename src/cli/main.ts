@@ -3,6 +3,9 @@ import { VERSION } from '../version.js';
 import { ApiError } from './client.js';
 import type { Command, Io } from './command.js';
 import { kvCommands } from './commands/kv.js';
+import { loginCommand } from './commands/login.js';
+import { policyCommands } from './commands/policy.js';
+import { tokenCommands } from './commands/token.js';
 import { operatorInitCommand } from './commands/operator-init.js';
 import { operatorRekeyCommand } from './commands/operator-rekey.js';
 import { operatorKeyStatusCommand, operatorRotateCommand } from './commands/operator-rotate.js';
@@ -12,7 +15,7 @@ import { serverCommand } from './commands/server.js';
 import { statusCommand } from './commands/status.js';
 import { flagHelp, parseFlags, UsageError } from './flags.js';
 
-const COMMANDS: Command[] = [serverCommand, statusCommand, operatorInitCommand, operatorUnsealCommand, operatorSealCommand, operatorRekeyCommand, operatorRotateCommand, operatorKeyStatusCommand, ...kvCommands];
+const COMMANDS: Command[] = [serverCommand, statusCommand, operatorInitCommand, operatorUnsealCommand, operatorSealCommand, operatorRekeyCommand, operatorRotateCommand, operatorKeyStatusCommand, ...kvCommands, ...tokenCommands, ...policyCommands, loginCommand];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -1,0 +1,69 @@
+import { readFile } from 'node:fs/promises';
+import { ApiClient, CLIENT_FLAGS, outputFormat } from '../client.js';
+import type { Command } from '../command.js';
+import { UsageError } from '../flags.js';
+import { json } from '../output.js';
+
+function oneName(args: string[]): string {
+  if (args.length < 1) throw new UsageError('give the policy name');
+  return args[0]!;
+}
+
+export const policyCommands: Command[] = [
+  {
+    name: 'policy write',
+    synopsis: 'Write an ACL policy from a file (or "-" for standard input): keyward policy write NAME FILE',
+    flags: CLIENT_FLAGS,
+    async run({ flags, args }, io) {
+      if (args.length !== 2) throw new UsageError('usage: keyward policy write NAME FILE');
+      let doc: string;
+      if (args[1] === '-') {
+        const chunks: Buffer[] = [];
+        for await (const c of process.stdin) chunks.push(c as Buffer);
+        doc = Buffer.concat(chunks).toString('utf8');
+      } else {
+        try {
+          doc = await readFile(args[1]!, 'utf8');
+        } catch (err) {
+          throw new UsageError(`cannot read ${args[1]}: ${(err as Error).message}`);
+        }
+      }
+      await ApiClient.fromFlags(flags, io.env).request('PUT', `sys/policies/acl/${encodeURIComponent(args[0]!)}`, { policy: doc });
+      io.out(`Success! Uploaded policy: ${args[0]}`);
+      return 0;
+    },
+  },
+  {
+    name: 'policy read',
+    synopsis: 'Print an ACL policy',
+    flags: CLIENT_FLAGS,
+    async run({ flags, args }, io) {
+      const { body } = await ApiClient.fromFlags(flags, io.env).request('GET', `sys/policies/acl/${encodeURIComponent(oneName(args))}`);
+      const data = (body?.data as { policy?: string }) ?? {};
+      io.out(outputFormat(flags, io.env) === 'json' ? json(body) : (data.policy ?? ''));
+      return 0;
+    },
+  },
+  {
+    name: 'policy list',
+    synopsis: 'List ACL policies',
+    flags: CLIENT_FLAGS,
+    async run({ flags }, io) {
+      const { body } = await ApiClient.fromFlags(flags, io.env).request('GET', 'sys/policies/acl?list=true');
+      const keys = ((body?.data as { keys?: string[] }) ?? {}).keys ?? [];
+      io.out(outputFormat(flags, io.env) === 'json' ? json(keys) : keys.join('\n'));
+      return 0;
+    },
+  },
+  {
+    name: 'policy delete',
+    synopsis: 'Delete an ACL policy',
+    flags: CLIENT_FLAGS,
+    async run({ flags, args }, io) {
+      await ApiClient.fromFlags(flags, io.env).request('DELETE', `sys/policies/acl/${encodeURIComponent(oneName(args))}`);
+      io.out(`Success! Deleted policy: ${args[0]}`);
+      return 0;
+    },
+  },
+];
+

@@ -1,0 +1,118 @@
+import { ApiClient, CLIENT_FLAGS, outputFormat, type OutputFormat } from '../client.js';
+import type { Command, Io } from '../command.js';
+import { UsageError } from '../flags.js';
+import { json, table } from '../output.js';
+
+type Body = Record<string, unknown>;
+
+function authTable(auth: Body): string {
+  return table([
+    ['token', auth.client_token],
+    ['token_accessor', auth.accessor],
+    ['token_duration', auth.lease_duration === 0 ? '∞' : `${String(auth.lease_duration)}s`],
+    ['token_renewable', auth.renewable],
+    ['token_policies', auth.token_policies],
+    ['policies', auth.policies],
+  ]);
+}
+
+function print(io: Io, format: OutputFormat, body: Body | undefined, render: (b: Body) => string): void {
+  io.out(format === 'json' ? json(body) : render(body ?? {}));
+}
+
+const create: Command = {
+  name: 'token create',
+  synopsis: 'Create a token (a child of the current one unless -orphan)',
+  flags: {
+    ...CLIENT_FLAGS,
+    policy: { kind: 'list', help: 'policy for the token (repeat or comma-separate)' },
+    ttl: { kind: 'string', help: 'time to live, e.g. 1h', default: '' },
+    'explicit-max-ttl': { kind: 'string', help: 'hard limit renewals cannot pass', default: '' },
+    'use-limit': { kind: 'int', help: 'number of uses (0 = unlimited)', default: 0 },
+    renewable: { kind: 'bool', help: 'allow renewal', default: true },
+    orphan: { kind: 'bool', help: 'create without a parent (needs sudo)', default: false },
+    'no-default-policy': { kind: 'bool', help: 'leave out the default policy', default: false },
+    'display-name': { kind: 'string', help: 'name shown in lookups and audit', default: '' },
+    metadata: { kind: 'list', help: 'key=value metadata (repeatable)' },
+  },
+  async run({ flags }, io) {
+    const meta: Record<string, string> = {};
+    for (const kv of flags.metadata as string[]) {
+      const eq = kv.indexOf('=');
+      if (eq <= 0) throw new UsageError(`-metadata "${kv}" is not key=value`);
+      meta[kv.slice(0, eq)] = kv.slice(eq + 1);
+    }
+    const policies = flags.policy as string[];
+    const { body } = await ApiClient.fromFlags(flags, io.env).request('POST', flags.orphan ? 'auth/token/create-orphan' : 'auth/token/create', {
+      policies: policies.length ? policies : undefined,
+      ttl: flags.ttl || undefined,
+      explicit_max_ttl: flags['explicit-max-ttl'] || undefined,
+      num_uses: flags['use-limit'],
+      renewable: flags.renewable,
+      no_default_policy: flags['no-default-policy'],
+      display_name: flags['display-name'] || undefined,
+      meta: Object.keys(meta).length ? meta : undefined,
+    });
+    print(io, outputFormat(flags, io.env), body, (b) => authTable((b.auth as Body) ?? {}));
+    return 0;
+  },
+};
+
+const lookup: Command = {
+  name: 'token lookup',
+  synopsis: 'Show a token (the current one when none is given; -accessor looks one up by accessor)',
+  flags: { ...CLIENT_FLAGS, accessor: { kind: 'bool', help: 'the argument is an accessor', default: false } },
+  async run({ flags, args }, io) {
+    if (args.length > 1) throw new UsageError('give at most one token or accessor');
+    const client = ApiClient.fromFlags(flags, io.env);
+    const res = flags.accessor
+      ? await client.request('POST', 'auth/token/lookup-accessor', { accessor: args[0] ?? '' })
+      : args[0]
+        ? await client.request('POST', 'auth/token/lookup', { token: args[0] })
+        : await client.request('GET', 'auth/token/lookup-self');
+    print(io, outputFormat(flags, io.env), res.body, (b) => {
+      const d = (b.data as Body) ?? {};
+      return table(Object.keys(d).sort().map((k) => [k, d[k]] as const));
+    });
+    return 0;
+  },
+};
+
+const renew: Command = {
+  name: 'token renew',
+  synopsis: 'Renew a token (the current one when none is given)',
+  flags: { ...CLIENT_FLAGS, increment: { kind: 'string', help: 'new TTL, e.g. 30m', default: '' } },
+  async run({ flags, args }, io) {
+    const client = ApiClient.fromFlags(flags, io.env);
+    const increment = (flags.increment as string) || undefined;
+    const res = args[0]
+      ? await client.request('POST', 'auth/token/renew', { token: args[0], increment })
+      : await client.request('POST', 'auth/token/renew-self', { increment });
+    print(io, outputFormat(flags, io.env), res.body, (b) => authTable((b.auth as Body) ?? {}));
+    return 0;
+  },
+};
+
+const revoke: Command = {
+  name: 'token revoke',
+  synopsis: 'Revoke a token and its children (-mode=orphan keeps the children; -self; -accessor)',
+  flags: {
+    ...CLIENT_FLAGS,
+    accessor: { kind: 'bool', help: 'the argument is an accessor', default: false },
+    self: { kind: 'bool', help: 'revoke the current token', default: false },
+    mode: { kind: 'string', help: '"orphan" to keep the children', default: '' },
+  },
+  async run({ flags, args }, io) {
+    const client = ApiClient.fromFlags(flags, io.env);
+    if (flags.self) await client.request('POST', 'auth/token/revoke-self');
+    else if (!args[0]) throw new UsageError('give the token (or accessor) to revoke, or -self');
+    else if (flags.accessor) await client.request('POST', 'auth/token/revoke-accessor', { accessor: args[0] });
+    else if (flags.mode === 'orphan') await client.request('POST', 'auth/token/revoke-orphan', { token: args[0] });
+    else if (flags.mode) throw new UsageError('-mode takes "orphan"');
+    else await client.request('POST', 'auth/token/revoke', { token: args[0] });
+    io.out('Success! Revoked token (if it existed)');
+    return 0;
+  },
+};
+
+export const tokenCommands: Command[] = [create, lookup, renew, revoke];
