@@ -6,6 +6,7 @@ import { kvCommands } from './commands/kv.js';
 import { loginCommand } from './commands/login.js';
 import { policyCommands } from './commands/policy.js';
 import { tokenCommands } from './commands/token.js';
+import { operatorGenerateRootCommand } from './commands/operator-generate-root.js';
 import { operatorInitCommand } from './commands/operator-init.js';
 import { operatorRekeyCommand } from './commands/operator-rekey.js';
 import { operatorKeyStatusCommand, operatorRotateCommand } from './commands/operator-rotate.js';
@@ -15,7 +16,7 @@ import { serverCommand } from './commands/server.js';
 import { statusCommand } from './commands/status.js';
 import { flagHelp, parseFlags, UsageError } from './flags.js';
 
-const COMMANDS: Command[] = [serverCommand, statusCommand, operatorInitCommand, operatorUnsealCommand, operatorSealCommand, operatorRekeyCommand, operatorRotateCommand, operatorKeyStatusCommand, ...kvCommands, ...tokenCommands, ...policyCommands, loginCommand];
+const COMMANDS: Command[] = [serverCommand, statusCommand, operatorInitCommand, operatorUnsealCommand, operatorSealCommand, operatorRekeyCommand, operatorRotateCommand, operatorKeyStatusCommand, operatorGenerateRootCommand, ...kvCommands, ...tokenCommands, ...policyCommands, loginCommand];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

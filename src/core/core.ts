@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { TokenBarrier, type BarrierOp } from '../barrier/barrier.js';
 import { BarrierView } from '../barrier/view.js';
-import { combine, ShamirError, split } from '../crypto/shamir.js';
+import { split } from '../crypto/shamir.js';
 import { IntegrityError } from '../pkcs11/errors.js';
 import type { Token } from '../pkcs11/token.js';
 import type { StorageBackend } from '../storage/backend.js';
@@ -12,6 +12,8 @@ import { MountTable } from './mounts.js';
 import { Mutex } from '../locks/mutex.js';
 import { Metrics } from './metrics.js';
 import { encryptShares, readPublicKeys } from './pgp.js';
+import { RootGenerator } from './generate-root.js';
+import { rebuildKey } from './quorum.js';
 import { Rekeyer } from './rekey.js';
 import { RewrapJob } from './rewrap.js';
 import { RotationScheduler, updateRotationConfig } from './rotation.js';
@@ -87,6 +89,7 @@ export class Core {
   readonly mounts: MountTable;
   readonly router: LogicalRouter;
   readonly rekey: Rekeyer;
+  readonly generateRoot: RootGenerator;
   readonly rewrap: RewrapJob;
   readonly metrics = new Metrics();
   private readonly rotation: RotationScheduler;
@@ -109,6 +112,13 @@ export class Core {
     this.mounts = new MountTable(this.barrier);
     this.router = new LogicalRouter(this.barrier, this.mounts);
     this.rekey = new Rekeyer({ barrier: this.barrier, token: this.token, sealConfig: () => this.sealConfig(), log: this.log });
+    this.generateRoot = new RootGenerator({
+      barrier: this.barrier,
+      token: this.token,
+      tokens: this.tokens,
+      sealConfig: () => this.sealConfig(),
+      log: this.log,
+    });
     this.rotation = new RotationScheduler({
       barrier: this.barrier,
       log: this.log,
@@ -230,6 +240,7 @@ export class Core {
       this.rotation.stop();
       await this.rewrap.pause();
       this.rekey.cancel();
+      this.generateRoot.cancel();
       await this.barrier.seal();
       this.tokens.clear();
       this.policies.clear();
@@ -331,19 +342,7 @@ export class Core {
   }
 
   private async unsealWith(config: SealConfig, shares: Buffer[]): Promise<void> {
-    let rootBytes: Buffer;
-    try {
-      rootBytes = shares.length === 1 ? Buffer.from(shares[0]!) : combine(shares);
-    } catch (err) {
-      this.resetUnseal();
-      if (err instanceof ShamirError) {
-        throw new InvalidRequestError(`unseal failed: the shares cannot be combined (${err.message}); progress has been reset`);
-      }
-      throw err;
-    } finally {
-      for (const s of shares) s.fill(0);
-    }
-    const rootKey = this.token.importKey(rootBytes);
+    const rootKey = rebuildKey(this.token, shares, 'unseal', () => this.resetUnseal());
     try {
       await this.barrier.unseal(rootKey);
       await this.mounts.load();

@@ -3,8 +3,9 @@ import type { Logger } from 'pino';
 import type * as openpgp from 'openpgp';
 import type { BarrierOp, TokenBarrier } from '../barrier/barrier.js';
 import { SealedError } from '../barrier/errors.js';
-import { combine, ShamirError, split } from '../crypto/shamir.js';
+import { split } from '../crypto/shamir.js';
 import type { Token, TokenKey } from '../pkcs11/token.js';
+import { sharesRebuild } from './quorum.js';
 import { InvalidRequestError, NotFoundError } from './errors.js';
 import { encryptShares, fingerprintOf, readPublicKeys } from './pgp.js';
 import { SEAL_CONFIG_PATH, type SealConfig, shareLength, validateShareCounts } from './seal-config.js';
@@ -160,13 +161,7 @@ export class Rekeyer {
     if (!op.shares.add(share)) throw new InvalidRequestError('given key has already been provided during this rekey operation');
     if (op.shares.progress < current.secret_threshold) return this.status();
 
-    const candidate = this.rebuild(op.shares.take(), 'rekey');
-    let authorized: boolean;
-    try {
-      authorized = this.deps.barrier.isRootKey(candidate);
-    } finally {
-      this.deps.token.releaseKey(candidate);
-    }
+    const authorized = sharesRebuild(this.deps.token, op.shares.take(), 'rekey', (k) => this.deps.barrier.isRootKey(k));
     if (!authorized) {
       throw new InvalidRequestError(
         `rekey failed: the ${current.secret_threshold} shares given do not rebuild the current root key; progress has been reset and the rekey (nonce ${op.nonce}) is still open`,
@@ -198,13 +193,13 @@ export class Rekeyer {
     if (!pending.shares.add(share)) throw new InvalidRequestError('given key has already been provided during this verification operation');
     if (pending.shares.progress < pending.config.secret_threshold) return this.verifyStatus();
 
-    const candidate = this.rebuild(pending.shares.take(), 'verification', () => this.freshVerificationNonce(pending));
-    let matches: boolean;
-    try {
-      matches = this.deps.token.sameKey(candidate, pending.rootKey);
-    } finally {
-      this.deps.token.releaseKey(candidate);
-    }
+    const matches = sharesRebuild(
+      this.deps.token,
+      pending.shares.take(),
+      'verification',
+      (k) => this.deps.token.sameKey(k, pending.rootKey),
+      () => this.freshVerificationNonce(pending),
+    );
     if (!matches) {
       const fresh = this.freshVerificationNonce(pending);
       throw new InvalidRequestError(`rekey verification failed: the shares do not rebuild the new root key; start again with the new verification nonce ${fresh}`);
@@ -295,21 +290,6 @@ export class Rekeyer {
     }
     this.op = undefined;
     this.deps.log.info({ nonce: op.nonce, shares: pending.config.secret_shares, threshold: pending.config.secret_threshold }, 'rekey complete: new root key in use');
-  }
-
-  /** Combines shares into a working key; combination errors reset progress (`onError`) and become 400s. */
-  private rebuild(shares: Buffer[], what: string, onError?: () => void): TokenKey {
-    let bytes: Buffer;
-    try {
-      bytes = shares.length === 1 ? Buffer.from(shares[0]!) : combine(shares);
-    } catch (err) {
-      onError?.();
-      if (err instanceof ShamirError) throw new InvalidRequestError(`${what} failed: the shares cannot be combined (${err.message}); progress has been reset`);
-      throw err;
-    } finally {
-      for (const s of shares) s.fill(0);
-    }
-    return this.deps.token.importKey(bytes);
   }
 
   private freshVerificationNonce(pending: PendingSwitch): string {

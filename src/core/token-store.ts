@@ -102,6 +102,13 @@ export class TokenStore {
     return this.barrier.list(ACCESSOR_PREFIX);
   }
 
+  /** Mints a new root token (generate-root): an orphan with the root policy that never expires. */
+  async createRoot(): Promise<string> {
+    const token = newTokenId();
+    await this.barrier.transaction(entryOps({ ...rootEntry(hmac(await this.loadSalt(), token)), path: 'auth/token/generate-root' }));
+    return token;
+  }
+
   /** Creates a child of `parent` (or an orphan), enforcing Vault's policy-subset rule. */
   async create(parent: TokenEntry, req: CreateTokenRequest, path: string): Promise<{ token: string; entry: TokenEntry }> {
     const parentIsRoot = parent.policies.includes('root');

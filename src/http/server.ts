@@ -8,6 +8,7 @@ import { HttpError, toErrorReply } from './errors.js';
 import { tokenRoutes } from './routes/auth-token.js';
 import { logicalRoutes } from './routes/logical.js';
 import { mountRoutes } from './routes/sys-mounts.js';
+import { generateRootRoutes } from './routes/sys-generate-root.js';
 import { rekeyRoutes } from './routes/sys-rekey.js';
 import { rotateRoutes } from './routes/sys-rotate.js';
 import { policyRoutes } from './routes/sys-policy.js';
@@ -47,6 +48,11 @@ export function buildHttpServer(core: Core, opts: HttpOptions): FastifyInstance 
     }
   });
 
+  // An empty write means "no fields", as in Vault, so schemas see an empty object.
+  app.addHook('preValidation', async (req) => {
+    if (req.body === undefined && (req.method === 'PUT' || req.method === 'POST' || req.method === 'PATCH')) req.body = {};
+  });
+
   app.addHook('onRequest', async (req) => {
     if (req.is404) return;
     await guard(core)(req);
@@ -65,6 +71,7 @@ export function buildHttpServer(core: Core, opts: HttpOptions): FastifyInstance 
   app.register(sealRoutes, { core });
   app.register(mountRoutes, { core });
   app.register(rekeyRoutes, { core });
+  app.register(generateRootRoutes, { core });
   app.register(rotateRoutes, { core });
   app.register(policyRoutes, { core });
   app.register(tokenRoutes, { core });
