@@ -2,6 +2,7 @@ import { ConfigError } from '../config/config.js';
 import { VERSION } from '../version.js';
 import { ApiError } from './client.js';
 import type { Command, Io } from './command.js';
+import { auditCommands } from './commands/audit.js';
 import { kvCommands } from './commands/kv.js';
 import { loginCommand } from './commands/login.js';
 import { policyCommands } from './commands/policy.js';
@@ -16,7 +17,7 @@ import { serverCommand } from './commands/server.js';
 import { statusCommand } from './commands/status.js';
 import { flagHelp, parseFlags, UsageError } from './flags.js';
 
-const COMMANDS: Command[] = [serverCommand, statusCommand, operatorInitCommand, operatorUnsealCommand, operatorSealCommand, operatorRekeyCommand, operatorRotateCommand, operatorKeyStatusCommand, operatorGenerateRootCommand, ...kvCommands, ...tokenCommands, ...policyCommands, loginCommand];
+const COMMANDS: Command[] = [serverCommand, statusCommand, operatorInitCommand, operatorUnsealCommand, operatorSealCommand, operatorRekeyCommand, operatorRotateCommand, operatorKeyStatusCommand, operatorGenerateRootCommand, ...kvCommands, ...tokenCommands, ...policyCommands, ...auditCommands, loginCommand];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

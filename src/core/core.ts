@@ -12,6 +12,7 @@ import { MountTable } from './mounts.js';
 import { Mutex } from '../locks/mutex.js';
 import { Metrics } from './metrics.js';
 import { encryptShares, readPublicKeys } from './pgp.js';
+import { AuditBroker } from './audit.js';
 import { RootGenerator } from './generate-root.js';
 import { rebuildKey } from './quorum.js';
 import { Rekeyer } from './rekey.js';
@@ -92,6 +93,7 @@ export class Core {
   readonly generateRoot: RootGenerator;
   readonly rewrap: RewrapJob;
   readonly metrics = new Metrics();
+  readonly audit: AuditBroker;
   private readonly rotation: RotationScheduler;
   private readonly storage: StorageBackend;
   private readonly token: Token;
@@ -112,6 +114,7 @@ export class Core {
     this.mounts = new MountTable(this.barrier);
     this.router = new LogicalRouter(this.barrier, this.mounts);
     this.rekey = new Rekeyer({ barrier: this.barrier, token: this.token, sealConfig: () => this.sealConfig(), log: this.log });
+    this.audit = new AuditBroker(this.barrier);
     this.generateRoot = new RootGenerator({
       barrier: this.barrier,
       token: this.token,
@@ -241,6 +244,7 @@ export class Core {
       await this.rewrap.pause();
       this.rekey.cancel();
       this.generateRoot.cancel();
+      this.audit.clear();
       await this.barrier.seal();
       this.tokens.clear();
       this.policies.clear();
@@ -362,6 +366,7 @@ export class Core {
     this.unsealNonce = '';
     this.startCountPersistence();
     this.rotation.start();
+    await this.audit.load();
     await this.rewrap.load();
     this.log.info('unsealed');
   }

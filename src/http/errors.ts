@@ -1,4 +1,5 @@
 import { SealedError, UnknownTermError } from '../barrier/errors.js';
+import { AuditFailedError } from '../core/audit.js';
 import { InvalidRequestError, NotFoundError, NotInitializedError, PermissionDeniedError } from '../core/errors.js';
 import { ShamirError } from '../crypto/shamir.js';
 import { IntegrityError, TokenError, TokenUnavailableError } from '../pkcs11/errors.js';
@@ -41,7 +42,9 @@ export function toErrorReply(err: unknown): ErrorReply {
   if (e instanceof NotFoundError) return client(404, e.message || undefined);
   if (e instanceof SealedError) return client(503, e.message);
   if (e instanceof TokenUnavailableError) return { status: 503, errors: [e.message], serverFault: true };
-  if (e instanceof IntegrityError || e instanceof UnknownTermError) return { status: 500, errors: [e.message], serverFault: true };
+  if (e instanceof IntegrityError || e instanceof UnknownTermError || e instanceof AuditFailedError) {
+    return { status: 500, errors: [e.message], serverFault: true };
+  }
   if (e instanceof TokenError) return { status: 500, errors: [e.message], serverFault: true };
   if (e.validation) return client(400, validationMessage(e));
   if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return client(413, 'request body is larger than the 1 MiB limit');

@@ -3,6 +3,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import type { Logger } from 'pino';
 import secureJson from 'secure-json-parse';
 import type { Core } from '../core/core.js';
+import { registerAudit } from './audit-hooks.js';
 import { guard } from './auth.js';
 import { HttpError, toErrorReply } from './errors.js';
 import { tokenRoutes } from './routes/auth-token.js';
@@ -12,6 +13,7 @@ import { generateRootRoutes } from './routes/sys-generate-root.js';
 import { rekeyRoutes } from './routes/sys-rekey.js';
 import { rotateRoutes } from './routes/sys-rotate.js';
 import { policyRoutes } from './routes/sys-policy.js';
+import { auditRoutes } from './routes/sys-audit.js';
 import { sealRoutes } from './routes/sys-seal.js';
 
 export const BODY_LIMIT_BYTES = 1024 * 1024;
@@ -25,9 +27,10 @@ export interface HttpOptions {
 export function buildHttpServer(core: Core, opts: HttpOptions): FastifyInstance {
   // Per-request lines ("incoming request", "request completed") only at debug: at info they would
   // double the cost of a small request. The audit trail is a separate concern.
-  const verbose = opts.log.level === 'debug' || opts.log.level === 'trace';
+  const quieterThanWarn = opts.log.levelVal > 40;
+  const verbose = opts.log.levelVal < 30;
   const serverOptions: FastifyServerOptions = {
-    loggerInstance: opts.log.child({ component: 'http' }, { level: verbose ? opts.log.level : 'warn' }),
+    loggerInstance: opts.log.child({ component: 'http' }, { level: verbose || quieterThanWarn ? opts.log.level : 'warn' }),
     bodyLimit: BODY_LIMIT_BYTES,
     genReqId: () => randomUUID(),
   };
@@ -58,6 +61,8 @@ export function buildHttpServer(core: Core, opts: HttpOptions): FastifyInstance 
     await guard(core)(req);
   });
 
+  registerAudit(app, core);
+
   app.setErrorHandler((err, req, reply) => {
     const out = toErrorReply(err);
     if (out.serverFault) req.log.error({ err }, 'request failed');
@@ -74,6 +79,7 @@ export function buildHttpServer(core: Core, opts: HttpOptions): FastifyInstance 
   app.register(generateRootRoutes, { core });
   app.register(rotateRoutes, { core });
   app.register(policyRoutes, { core });
+  app.register(auditRoutes, { core });
   app.register(tokenRoutes, { core });
   app.register(logicalRoutes, { core });
   return app;

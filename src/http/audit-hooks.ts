@@ -1,0 +1,77 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { AuditFailedError } from '../core/audit.js';
+import type { Core } from '../core/core.js';
+import { apiPath, clientToken } from './auth.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    audited?: boolean;
+  }
+}
+
+function operation(req: FastifyRequest): string {
+  const list = (req.query as Record<string, string | undefined>)?.list;
+  if (req.method === 'GET') return list === 'true' || list === '1' ? 'list' : 'read';
+  return { DELETE: 'delete', PATCH: 'patch', HEAD: 'read' }[req.method] ?? 'update';
+}
+
+function requestLine(core: Core, req: FastifyRequest): Record<string, unknown> {
+  const token = clientToken(req);
+  return {
+    request_id: req.id,
+    path: apiPath(req),
+    operation: operation(req),
+    remote_address: req.ip,
+    client_token: token ? core.audit.hashed(token) : '',
+    data: req.body === undefined ? null : core.audit.hashed(req.body),
+  };
+}
+
+function authLine(req: FastifyRequest): Record<string, unknown> | null {
+  const e = req.tokenEntry;
+  return e ? { accessor: e.accessor, policies: e.policies, display_name: e.display_name } : null;
+}
+
+/**
+ * Audit: a line before the handler runs (after authorization) and a line with the response.
+ * If every device fails, the request is refused before it does anything, or its reply is
+ * replaced by the error (the work is done, but the caller learns it was not audited).
+ */
+export function registerAudit(app: FastifyInstance, core: Core): void {
+  const writeRequest = (req: FastifyRequest) => {
+    core.audit.record({ type: 'request', time: new Date().toISOString(), auth: authLine(req), request: requestLine(core, req) });
+    req.audited = true;
+  };
+
+  app.addHook('preHandler', async (req) => {
+    if (core.audit.enabled) writeRequest(req);
+  });
+
+  app.addHook('onSend', async (req, reply, payload) => {
+    if (!core.audit.enabled) return payload;
+    let data: unknown = null;
+    if (typeof payload === 'string' && payload) {
+      try {
+        data = JSON.parse(payload);
+      } catch {
+        data = payload;
+      }
+    }
+    try {
+      if (!req.audited) writeRequest(req);
+      core.audit.record({
+        type: 'response',
+        time: new Date().toISOString(),
+        auth: authLine(req),
+        request: { request_id: req.id, path: apiPath(req), operation: operation(req), remote_address: req.ip },
+        response: { status: reply.statusCode, data: core.audit.hashed(data) },
+      });
+    } catch (err) {
+      if (!(err instanceof AuditFailedError)) throw err;
+      req.log.error({ err: err.message }, 'audit failure');
+      reply.code(500).type('application/json');
+      return JSON.stringify({ errors: [err.message] });
+    }
+    return payload;
+  });
+}
