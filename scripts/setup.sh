@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what keyward needs on a fresh Debian machine with Node 20+: SoftHSM2 (and OpenSC's
-# pkcs11-tool) and jq (the tutorials' JSON tool, used by the CLI tests) from Debian's packages
-# when missing, then the npm packages from the lockfile.
+# pkcs11-tool), jq (the tutorials' JSON tool, used by the CLI tests) and openssl (test
+# certificates) from Debian's packages when missing, then the npm packages from the lockfile.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -13,6 +13,7 @@ as_root() {
 missing=()
 { [ -e /usr/lib/softhsm/libsofthsm2.so ] && command -v softhsm2-util >/dev/null; } || missing+=(softhsm2 opensc)
 command -v jq >/dev/null || missing+=(jq)
+command -v openssl >/dev/null || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]} from Debian's packages" >&2
   as_root apt-get update -qq

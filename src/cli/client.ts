@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { Agent, fetch as undiciFetch } from 'undici';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { FlagSpec, FlagValues } from './flags.js';
@@ -8,6 +9,8 @@ import { UsageError } from './flags.js';
 export const CLIENT_FLAGS: Record<string, FlagSpec> = {
   address: { kind: 'string', help: 'server address; env KEYWARD_ADDR or VAULT_ADDR', default: '' },
   format: { kind: 'string', help: 'output format: table or json; env KEYWARD_FORMAT or VAULT_FORMAT', default: '' },
+  'ca-cert': { kind: 'string', help: 'PEM file of the CA that signed the server certificate; env KEYWARD_CACERT or VAULT_CACERT', default: '' },
+  'tls-skip-verify': { kind: 'bool', help: 'do not verify the server certificate (testing only); env KEYWARD_SKIP_VERIFY', default: false },
 };
 
 /** The server answered with an error status; `errors` are its messages. */
@@ -41,6 +44,10 @@ export function tokenFile(env: NodeJS.ProcessEnv = process.env): string {
   return join(env.HOME || homedir(), '.keyward-token');
 }
 
+function isTrue(v: string | undefined): boolean {
+  return v === '1' || v === 'true';
+}
+
 function storedToken(env: NodeJS.ProcessEnv): string | undefined {
   try {
     return readFileSync(tokenFile(env), 'utf8').trim() || undefined;
@@ -54,12 +61,27 @@ export class ApiClient {
   constructor(
     readonly address: string,
     private readonly token: string | undefined,
+    private readonly dispatcher?: Agent,
   ) {}
 
   static fromFlags(flags: FlagValues, env: NodeJS.ProcessEnv = process.env): ApiClient {
     const address = ((flags.address as string) || env.KEYWARD_ADDR || env.VAULT_ADDR || 'https://127.0.0.1:8200').replace(/\/+$/, '');
     if (!/^https?:\/\//.test(address)) throw new UsageError(`address "${address}" must start with http:// or https://`);
-    return new ApiClient(address, env.KEYWARD_TOKEN || env.VAULT_TOKEN || storedToken(env));
+    const caFile = (flags['ca-cert'] as string) || env.KEYWARD_CACERT || env.VAULT_CACERT;
+    const skipVerify = flags['tls-skip-verify'] === true || isTrue(env.KEYWARD_SKIP_VERIFY) || isTrue(env.VAULT_SKIP_VERIFY);
+    let dispatcher: Agent | undefined;
+    if (caFile || skipVerify) {
+      let ca: string | undefined;
+      if (caFile) {
+        try {
+          ca = readFileSync(caFile, 'utf8');
+        } catch (err) {
+          throw new UsageError(`cannot read CA certificate ${caFile}: ${(err as Error).message}`);
+        }
+      }
+      dispatcher = new Agent({ connect: { ca, rejectUnauthorized: !skipVerify } });
+    }
+    return new ApiClient(address, env.KEYWARD_TOKEN || env.VAULT_TOKEN || storedToken(env), dispatcher);
   }
 
   async request(method: string, path: string, body?: unknown, allow: number[] = []): Promise<ApiResponse> {
@@ -67,9 +89,9 @@ export class ApiClient {
     const headers: Record<string, string> = {};
     if (this.token) headers['X-Vault-Token'] = this.token;
     if (body !== undefined) headers['Content-Type'] = 'application/json';
-    let res: Response;
+    let res: Awaited<ReturnType<typeof undiciFetch>>;
     try {
-      res = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+      res = await undiciFetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), dispatcher: this.dispatcher });
     } catch (err) {
       const cause = (err as { cause?: Error }).cause?.message ?? (err as Error).message;
       throw new Error(`cannot reach ${this.address}: ${cause}`);

@@ -14,6 +14,8 @@ export type RouteAccess = 'public' | 'any-token' | 'token';
 declare module 'fastify' {
   interface FastifyContextConfig {
     access?: RouteAccess;
+    /** An unauthenticated endpoint that takes key shares: rate limited per client. */
+    quorum?: boolean;
   }
   interface FastifyRequest {
     tokenEntry?: TokenEntry;

@@ -5,6 +5,7 @@ import secureJson from 'secure-json-parse';
 import type { Core } from '../core/core.js';
 import { registerAudit } from './audit-hooks.js';
 import { guard } from './auth.js';
+import { ClientRateLimiter } from './rate-limit.js';
 import { HttpError, toErrorReply } from './errors.js';
 import { tokenRoutes } from './routes/auth-token.js';
 import { logicalRoutes } from './routes/logical.js';
@@ -56,8 +57,16 @@ export function buildHttpServer(core: Core, opts: HttpOptions): FastifyInstance 
     if (req.body === undefined && (req.method === 'PUT' || req.method === 'POST' || req.method === 'PATCH')) req.body = {};
   });
 
-  app.addHook('onRequest', async (req) => {
+  const limiter = new ClientRateLimiter();
+  app.addHook('onRequest', async (req, reply) => {
     if (req.is404) return;
+    if (req.routeOptions.config.quorum) {
+      const wait = limiter.take(req.ip);
+      if (wait > 0) {
+        reply.header('Retry-After', String(wait));
+        throw new HttpError(429, `too many requests from ${req.ip} to key-share endpoints; retry in ${wait}s`);
+      }
+    }
     await guard(core)(req);
   });
 

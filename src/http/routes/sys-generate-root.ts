@@ -34,7 +34,7 @@ export async function generateRootRoutes(app: FastifyInstance, opts: { core: Cor
   app.route<{ Body: { key: string; nonce: string } }>({
     method: write,
     url: '/v1/sys/generate-root/update',
-    config: publicRoute,
+    config: { ...publicRoute, quorum: true },
     schema: { body: shareBody },
     handler: (req) => core.locked(() => gen.update(req.body.key, req.body.nonce)),
   });

@@ -71,7 +71,7 @@ export async function rekeyRoutes(app: FastifyInstance, opts: { core: Core }): P
   app.route<{ Body: ShareBody }>({
     method: write,
     url: '/v1/sys/rekey/update',
-    config: publicRoute,
+    config: { ...publicRoute, quorum: true },
     schema: { body: shareBody },
     handler: (req) => core.locked(() => rekey.update(req.body.key, req.body.nonce)),
   });
@@ -81,7 +81,7 @@ export async function rekeyRoutes(app: FastifyInstance, opts: { core: Core }): P
   app.route<{ Body: ShareBody }>({
     method: write,
     url: '/v1/sys/rekey/verify',
-    config: publicRoute,
+    config: { ...publicRoute, quorum: true },
     schema: { body: shareBody },
     handler: (req) => core.locked(() => rekey.verify(req.body.key, req.body.nonce)),
   });

@@ -116,7 +116,7 @@ export async function sealRoutes(app: FastifyInstance, opts: { core: Core }): Pr
   app.route<{ Body: { key?: string; reset?: boolean } | undefined }>({
     method: [...write],
     url: '/v1/sys/unseal',
-    config: { access: 'public' },
+    config: { access: 'public', quorum: true },
     schema: { body: unsealBody, response: { 200: sealStatusSchema } },
     handler: (req) => core.unseal(req.body?.key, req.body?.reset === true),
   });
