@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what keyward needs on a fresh Debian machine with Node 20+: SoftHSM2 (and OpenSC's
-# pkcs11-tool), jq (the tutorials' JSON tool, used by the CLI tests) and openssl (test
-# certificates) from Debian's packages when missing, then the npm packages from the lockfile.
+# pkcs11-tool), jq (the tutorials' JSON tool, used by the CLI tests), openssl (test
+# certificates) and PostgreSQL (the tests' throwaway server) from Debian's packages when
+# missing, then the npm packages from the lockfile.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -14,6 +15,8 @@ missing=()
 { [ -e /usr/lib/softhsm/libsofthsm2.so ] && command -v softhsm2-util >/dev/null; } || missing+=(softhsm2 opensc)
 command -v jq >/dev/null || missing+=(jq)
 command -v openssl >/dev/null || missing+=(openssl)
+# PostgreSQL server binaries for the HA tests' throwaway cluster (unless KEYWARD_TEST_PG_URL names a server).
+if [ -z "${KEYWARD_TEST_PG_URL:-}" ] && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then missing+=(postgresql); fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]} from Debian's packages" >&2
   as_root apt-get update -qq

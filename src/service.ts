@@ -8,6 +8,7 @@ import { Token } from './pkcs11/token.js';
 import type { StorageBackend } from './storage/backend.js';
 import { FileBackend } from './storage/file.js';
 import { InmemBackend } from './storage/inmem.js';
+import { PostgresBackend } from './storage/postgresql.js';
 
 export interface ServiceOptions {
   /** Clock for interval-based rotation; tests inject one instead of sleeping. */
@@ -27,6 +28,9 @@ export interface Service {
 
 export async function openStorage(config: ServerConfig['storage'], env: NodeJS.ProcessEnv = process.env): Promise<StorageBackend> {
   if (config.type === 'inmem') return new InmemBackend();
+  if (config.type === 'postgresql') {
+    return PostgresBackend.open({ connectionUrl: config.connectionUrl, table: config.table!, maxConnections: config.maxParallel!, retryForMs: 5000 });
+  }
   // Test-only: crash-consistency tests kill the process at a chosen write.
   const crashAt = env.KEYWARD_TEST_CRASH_AT_WRITE ? Number(env.KEYWARD_TEST_CRASH_AT_WRITE) : undefined;
   return FileBackend.open(config.path!, { crashAtWrite: crashAt });

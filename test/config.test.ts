@@ -57,6 +57,15 @@ describe('config', () => {
     expect(c.seal).toMatchObject({ slot: 7, pin: 'from-env', keyLabel: 'keyward-seal', generateKey: false, lib: '/usr/lib/softhsm/libsofthsm2.so' });
   });
 
+  it('reads a postgresql storage block, refusing HA until it exists', async () => {
+    const seal = { pkcs11: { token_label: 't', pin: 'p' } };
+    const c = validateConfig({ storage: { postgresql: { connection_url: 'postgres://u@db/kw', table: 'kv', max_parallel: 4 } }, seal }, {});
+    expect(c.storage).toEqual({ type: 'postgresql', connectionUrl: 'postgres://u@db/kw', table: 'kv', maxParallel: 4 });
+    expect(validateConfig({ storage: { postgresql: {} }, seal }, { KEYWARD_PG_CONNECTION_URL: 'postgres://env/kw' }).storage.connectionUrl).toBe('postgres://env/kw');
+    expect(() => validateConfig({ storage: { postgresql: { ha_enabled: true } }, seal }, {})).toThrow(/storage\.postgresql\.ha_enabled: high availability .* not implemented yet/);
+    expect(() => validateConfig({ storage: { postgresql: { table: 'x; drop' } }, seal }, {})).toThrow(/storage\.postgresql\.table/);
+  });
+
   it('names the bad field', async () => {
     const cases: Array<[unknown, string]> = [
       [{ seal: { pkcs11: { token_label: 't', pin: 'p' } } }, 'config: storage: missing block'],

@@ -1,8 +1,13 @@
 import { DEFAULT_PKCS11_LIB } from '../pkcs11/module.js';
 
 export interface StorageConfig {
-  type: 'file' | 'inmem';
+  type: 'file' | 'inmem' | 'postgresql';
+  /** file: the data directory. */
   path?: string;
+  /** postgresql: connection URL (else the PG* environment variables), table, pool size. */
+  connectionUrl?: string;
+  table?: string;
+  maxParallel?: number;
 }
 
 export interface SealConfigBlock {

@@ -45,7 +45,7 @@ export function validateConfig(raw: unknown, env: NodeJS.ProcessEnv = process.en
     'encryption_count_persist_interval',
   ]);
   return {
-    storage: storageBlock(top.storage),
+    storage: storageBlock(top.storage, env),
     seal: sealBlock(top.seal, env),
     listener: listenerBlock(top.listener),
     apiAddr: optionalString(top.api_addr, 'api_addr'),
@@ -66,11 +66,26 @@ function optionalDurationMs(v: unknown, field: string): number | undefined {
   return Number(m[1]) * unit;
 }
 
-function storageBlock(v: unknown): StorageConfig {
-  const [type, body] = labelledBlock(v, 'storage', ['file', 'inmem']);
+function storageBlock(v: unknown, env: NodeJS.ProcessEnv): StorageConfig {
+  const [type, body] = labelledBlock(v, 'storage', ['file', 'inmem', 'postgresql']);
   if (type === 'inmem') {
     allowOnly(body, 'storage.inmem', []);
     return { type };
+  }
+  if (type === 'postgresql') {
+    const f = (name: string) => `storage.postgresql.${name}`;
+    allowOnly(body, 'storage.postgresql', ['connection_url', 'table', 'ha_enabled', 'max_parallel']);
+    if (bool(body.ha_enabled ?? false, f('ha_enabled'))) {
+      throw new ConfigError(f('ha_enabled'), 'high availability (leader election, standbys) is not implemented yet; run one node with ha_enabled = false');
+    }
+    const table = optionalString(body.table, f('table')) ?? 'keyward_kv_store';
+    if (!/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(table)) throw new ConfigError(f('table'), 'must be a plain SQL identifier');
+    return {
+      type,
+      connectionUrl: optionalString(body.connection_url ?? env.KEYWARD_PG_CONNECTION_URL ?? env.VAULT_PG_CONNECTION_URL, f('connection_url')),
+      table,
+      maxParallel: body.max_parallel === undefined ? 10 : integer(body.max_parallel, f('max_parallel')) || 10,
+    };
   }
   allowOnly(body, 'storage.file', ['path']);
   const path = requiredString(body.path, 'storage.file.path');

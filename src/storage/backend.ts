@@ -29,6 +29,14 @@ export class StorageKeyError extends Error {
 const WELL_FORMED = /^[^/\u0000-\u001f\u007f]+(?:\/[^/\u0000-\u001f\u007f]+)*$/;
 const DOT_SEGMENT = /(?:^|\/)\.\.?(?:\/|$)/;
 
+/** The storage could not be reached for longer than its retry window: requests answer 503 until it is back. */
+export class StorageUnavailableError extends Error {
+  override readonly name = 'StorageUnavailableError';
+  constructor(detail: string) {
+    super(`storage unavailable: ${detail}`);
+  }
+}
+
 export function validateKey(key: string): void {
   if (key.length > 1024) throw new StorageKeyError('storage path longer than 1024 characters');
   if (!WELL_FORMED.test(key) || DOT_SEGMENT.test(key)) {

@@ -1,0 +1,134 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
+import { childrenOf, type StorageBackend, type StorageOp, StorageUnavailableError, validateKey, validatePrefix } from './backend.js';
+
+export interface PostgresOptions {
+  /** postgres://… ; when absent, the usual PG* environment variables apply. */
+  connectionUrl?: string;
+  table: string;
+  maxConnections: number;
+  /** How long transient connection failures are retried before a request fails (ms). */
+  retryForMs: number;
+}
+
+// Connection-level failures worth retrying: refused or reset sockets, server shutting down or starting.
+const TRANSIENT_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', '57P01', '57P02', '57P03', '08000', '08001', '08003', '08006']);
+
+function isTransient(err: unknown): boolean {
+  const e = err as { code?: string; message?: string };
+  return (e.code !== undefined && TRANSIENT_CODES.has(e.code)) || /Connection terminated|connection timeout|Client has encountered a connection error/i.test(e.message ?? '');
+}
+
+/**
+ * Entries in one table (`path` primary key, `value` bytea); transactions are SQL transactions.
+ * The schema is created on first start. Transient connection errors are retried with backoff
+ * and reported as StorageUnavailableError (503) when they outlast the retry window.
+ */
+export class PostgresBackend implements StorageBackend {
+  readonly type = 'postgresql';
+  private readonly table: string;
+
+  private constructor(
+    private readonly pool: pg.Pool,
+    private readonly opts: PostgresOptions,
+  ) {
+    this.table = quoteIdentifier(opts.table);
+  }
+
+  static async open(opts: PostgresOptions): Promise<PostgresBackend> {
+    const pool = new pg.Pool({ connectionString: opts.connectionUrl, max: opts.maxConnections, connectionTimeoutMillis: 5000 });
+    // An idle client losing its connection must not crash the process; the next query reconnects.
+    pool.on('error', () => undefined);
+    const backend = new PostgresBackend(pool, opts);
+    await backend.retry(() =>
+      pool.query(`CREATE TABLE IF NOT EXISTS ${backend.table} (path TEXT COLLATE "C" PRIMARY KEY, value BYTEA NOT NULL)`),
+    );
+    return backend;
+  }
+
+  async get(key: string): Promise<Buffer | undefined> {
+    validateKey(key);
+    const r = await this.retry(() => this.pool.query<{ value: Buffer }>(`SELECT value FROM ${this.table} WHERE path = $1`, [key]));
+    return r.rows[0]?.value;
+  }
+
+  async put(key: string, value: Buffer): Promise<void> {
+    validateKey(key);
+    await this.retry(() => this.pool.query(this.upsertSql(), [key, value]));
+  }
+
+  async delete(key: string): Promise<void> {
+    validateKey(key);
+    await this.retry(() => this.pool.query(`DELETE FROM ${this.table} WHERE path = $1`, [key]));
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    validatePrefix(prefix);
+    const r = await this.retry(() =>
+      this.pool.query<{ path: string }>(`SELECT path FROM ${this.table} WHERE path LIKE $1 ESCAPE '\\'`, [`${escapeLike(prefix)}%`]),
+    );
+    return childrenOf(
+      r.rows.map((row) => row.path),
+      prefix,
+    );
+  }
+
+  async transaction(ops: readonly StorageOp[]): Promise<void> {
+    for (const op of ops) validateKey(op.key);
+    await this.retry(async () => {
+      const client = await this.pool.connect();
+      try {
+        await client.query('BEGIN');
+        for (const op of ops) {
+          if (op.kind === 'put') await client.query(this.upsertSql(), [op.key, op.value]);
+          else await client.query(`DELETE FROM ${this.table} WHERE path = $1`, [op.key]);
+        }
+        await client.query('COMMIT');
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      } finally {
+        client.release();
+      }
+    });
+  }
+
+  async compareAndSwap(key: string, expected: Buffer, next: Buffer): Promise<boolean> {
+    validateKey(key);
+    const r = await this.retry(() => this.pool.query(`UPDATE ${this.table} SET value = $3 WHERE path = $1 AND value = $2`, [key, expected, next]));
+    return r.rowCount === 1;
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+
+  private upsertSql(): string {
+    return `INSERT INTO ${this.table} (path, value) VALUES ($1, $2) ON CONFLICT (path) DO UPDATE SET value = EXCLUDED.value`;
+  }
+
+  /** Runs `fn`, retrying transient connection failures with doubling backoff within the retry window. */
+  private async retry<T>(fn: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + this.opts.retryForMs;
+    let delay = 50;
+    for (;;) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (!isTransient(err)) throw err;
+        if (Date.now() + delay > deadline) throw new StorageUnavailableError((err as Error).message);
+        await sleep(delay);
+        delay = Math.min(delay * 2, 1000);
+      }
+    }
+  }
+}
+
+function quoteIdentifier(name: string): string {
+  if (!/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(name)) throw new Error(`invalid table name "${name}"`);
+  return `"${name}"`;
+}
+
+function escapeLike(s: string): string {
+  return s.replace(/[\\%_]/g, (c) => `\\${c}`);
+}
