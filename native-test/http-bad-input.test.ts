@@ -114,4 +114,14 @@ describe('bad input gets a clear 4xx and changes nothing', () => {
     expect((await call(base, 'DELETE', 'sys/mounts/kv2', { token: root })).status).toBe(204);
     expect(await kw.service.storage.list('logical/')).toHaveLength(1);
   });
+
+  it('rate-limits a flood of key-share requests per client, without locking the operator out', async () => {
+    const replies = await Promise.all(Array.from({ length: 150 }, () => call(base, 'PUT', 'sys/unseal', { body: { reset: true } })));
+    const limited = replies.filter((r) => r.status === 429);
+    expect(limited.length).toBeGreaterThan(0);
+    expect(limited[0]!.body.errors[0]).toMatch(/too many requests .* retry in \d+s/);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect((await call(base, 'PUT', 'sys/unseal', { body: { reset: true } })).status).toBe(200);
+    expect((await call(base, 'GET', 'sys/seal-status')).status).toBe(200);
+  });
 });

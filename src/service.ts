@@ -13,6 +13,8 @@ import { PostgresBackend } from './storage/postgresql.js';
 export interface ServiceOptions {
   /** Clock for interval-based rotation; tests inject one instead of sleeping. */
   now?: () => number;
+  /** Overrides the key-share endpoints' rate limit (the fuzz tests lift it to reach the handlers). */
+  quorumRateLimit?: { burst: number; perSecond: number };
 }
 
 /** A running keyward: storage, token, core and HTTP listener, closed together. */
@@ -66,7 +68,7 @@ export async function startService(config: ServerConfig, log: Logger, opts: Serv
   const https = l.tlsDisable
     ? undefined
     : { cert: await readFile(l.tlsCertFile!), key: await readFile(l.tlsKeyFile!), minVersion: l.tlsMinVersion ?? ('TLSv1.2' as const) };
-  const app = buildHttpServer(core, { log, https });
+  const app = buildHttpServer(core, { log, https, quorumRateLimit: opts.quorumRateLimit });
   const { host, port } = splitAddress(l.address);
   await app.listen({ host, port });
   const bound = app.server.address();

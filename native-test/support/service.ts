@@ -65,17 +65,25 @@ export async function call(base: string, method: string, path: string, opts: { t
 }
 
 /** A request whose path is sent exactly as given (fetch would normalize dot segments away). */
-export function rawPathRequest(base: string, method: string, path: string, token: string, body: string): Promise<Reply> {
+export function rawPathRequest(base: string, method: string, path: string, token: string, body: string, contentType = 'application/json'): Promise<Reply> {
   const url = new URL(base);
+  const headers: Record<string, string> = { 'Content-Type': contentType };
+  if (token) headers['X-Vault-Token'] = token;
   return new Promise((resolve, reject) => {
-    const req = request(
-      { host: url.hostname, port: url.port, method, path, headers: { 'X-Vault-Token': token, 'Content-Type': 'application/json' } },
-      (res) => {
-        let text = '';
-        res.on('data', (d: Buffer) => (text += d.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : undefined }));
-      },
-    );
+    // A fresh connection each time: a server that closes after an error must not fail the next request.
+    const req = request({ host: url.hostname, port: url.port, method, path, headers, agent: false }, (res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => (text += d.toString()));
+      res.on('end', () => {
+        let parsed: unknown = text;
+        try {
+          parsed = text ? JSON.parse(text) : undefined;
+        } catch {
+          // Not JSON (Prometheus text, say): keep the text.
+        }
+        resolve({ status: res.statusCode ?? 0, body: parsed });
+      });
+    });
     req.on('error', reject);
     req.end(body);
   });

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import type { Logger } from 'pino';
 import secureJson from 'secure-json-parse';
 import type { Core } from '../core/core.js';
@@ -19,8 +19,12 @@ import { sealRoutes } from './routes/sys-seal.js';
 
 export const BODY_LIMIT_BYTES = 1024 * 1024;
 
+const answeredAndClosing = new WeakSet<object>();
+
 export interface HttpOptions {
   log: Logger;
+  /** Per-client limit on the key-share endpoints: a burst, then so many per second. */
+  quorumRateLimit?: { burst: number; perSecond: number };
   https?: { cert: Buffer; key: Buffer; minVersion?: 'TLSv1.2' | 'TLSv1.3' };
 }
 
@@ -34,6 +38,22 @@ export function buildHttpServer(core: Core, opts: HttpOptions): FastifyInstance 
     loggerInstance: opts.log.child({ component: 'http' }, { level: verbose || quieterThanWarn ? opts.log.level : 'warn' }),
     bodyLimit: BODY_LIMIT_BYTES,
     genReqId: () => randomUUID(),
+    // Errors fastify raises before routing (a malformed URL, say) get Vault's error body too. The
+    // body may not have been read, so the connection closes rather than parse it as a new request.
+    frameworkErrors: (err, _req, reply) => {
+      const r = reply as unknown as FastifyReply;
+      if (r.raw.socket) answeredAndClosing.add(r.raw.socket);
+      void r.code(400).header('Connection', 'close').send({ errors: [`malformed request: ${err.message}`] });
+    },
+    // Bytes left on a connection we already answered and are closing are not a new request.
+    clientErrorHandler: (err, socket) => {
+      if (answeredAndClosing.has(socket) || !socket.writable || (err as NodeJS.ErrnoException).code === 'ECONNRESET') {
+        socket.destroy();
+        return;
+      }
+      const body = JSON.stringify({ errors: [`malformed HTTP request: ${err.message}`] });
+      socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    },
   };
   const app = (
     opts.https ? Fastify({ ...serverOptions, https: opts.https } as FastifyServerOptions) : Fastify(serverOptions)
@@ -57,7 +77,7 @@ export function buildHttpServer(core: Core, opts: HttpOptions): FastifyInstance 
     if (req.body === undefined && (req.method === 'PUT' || req.method === 'POST' || req.method === 'PATCH')) req.body = {};
   });
 
-  const limiter = new ClientRateLimiter();
+  const limiter = new ClientRateLimiter(opts.quorumRateLimit?.burst, opts.quorumRateLimit?.perSecond);
   app.addHook('onRequest', async (req, reply) => {
     if (req.is404) return;
     if (req.routeOptions.config.quorum) {
