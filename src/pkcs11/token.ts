@@ -9,6 +9,7 @@ import {
   TokenError,
   TokenUnavailableError,
 } from './errors.js';
+import { FaultInjector, type FaultPlan } from './fault-injection.js';
 import { findSlot, initializeModule, loadModule, type SlotSelector } from './module.js';
 import { sealKeyTemplate, workingKeyTemplate, wrappableKeyTemplate } from './templates.js';
 
@@ -52,6 +53,7 @@ export class Token {
   private retryAt = 0;
   private backoffMs = 250;
   private readonly live = new Set<TokenKey>();
+  private faults: FaultInjector | undefined;
 
   constructor(
     private readonly cfg: TokenConfig,
@@ -268,9 +270,15 @@ export class Token {
     }
   }
 
+  /** Test-only: counts, and at the planned call breaks, every PKCS#11 call from now on (undefined clears it). */
+  injectFaultsForTesting(plan: FaultPlan | undefined): FaultInjector | undefined {
+    this.faults = plan && new FaultInjector(plan);
+    return this.faults;
+  }
+
   private module(): pkcs11js.PKCS11 {
     if (!this.p11) throw new TokenUnavailableError('module not loaded');
-    return this.p11;
+    return this.faults ? this.faults.wrap(this.p11) : this.p11;
   }
 
   /** Runs a token call, climbing the recovery ladder once if the session, login or module was lost. */

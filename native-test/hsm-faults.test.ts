@@ -1,0 +1,119 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FaultPlan } from '../src/pkcs11/fault-injection.js';
+import { call, initAndUnseal, type InProcess, startInProcess } from './support/service.js';
+
+const FAULTS: Array<{ name: string; plan: (at: number) => FaultPlan }> = [
+  ...['CKR_SESSION_HANDLE_INVALID', 'CKR_OBJECT_HANDLE_INVALID', 'CKR_DEVICE_ERROR', 'CKR_GENERAL_ERROR', 'CKR_CRYPTOKI_NOT_INITIALIZED'].map((ckr) => ({
+    name: ckr,
+    plan: (at: number) => ({ at, ckr }),
+  })),
+  { name: 'C_Finalize behind our back', plan: (at: number) => ({ at, finalize: true as const }) },
+];
+
+describe('HSM fault injection: every PKCS#11 call of reads, writes, rotate and rekey, broken in turn', () => {
+  let kw: InProcess;
+  let base: string;
+  let root: string;
+  let shares: string[];
+  const expected = new Map<string, unknown>();
+  let tried = 0;
+
+  const token = () => kw.service.token;
+
+  /** After a case: the service answers without help, every value reads back, and the shares in hand unseal. */
+  async function healthy(where: string): Promise<void> {
+    for (const [path, value] of expected) {
+      const r = await call(base, 'GET', path, { token: root });
+      expect(r.status, `${where}: ${path}`).toBe(200);
+      expect(r.body.data, `${where}: ${path}`).toEqual(value);
+    }
+    expect((await call(base, 'GET', 'sys/seal-status')).body.sealed, where).toBe(false);
+  }
+
+  /** Runs `op` once per PKCS#11 call it makes, breaking that call with `fault`; returns how many calls it makes. */
+  async function sweep(opName: string, op: () => Promise<{ status: number }>, after: (ok: boolean) => Promise<void>): Promise<number> {
+    const counter = token().injectFaultsForTesting({ countOnly: true })!;
+    const first = await op();
+    token().injectFaultsForTesting(undefined);
+    expect(first.status).toBeLessThan(300);
+    await after(true);
+    const calls = counter.calls;
+    expect(calls, opName).toBeGreaterThan(0);
+    for (const fault of FAULTS) {
+      for (let at = 1; at <= calls; at++) {
+        const where = `${opName}, ${fault.name} at call ${at}/${calls}`;
+        token().injectFaultsForTesting(fault.plan(at));
+        const res = await op();
+        token().injectFaultsForTesting(undefined);
+        tried++;
+        // Either it worked, or it failed as a server-side fault with a message; never a 4xx blaming the client.
+        expect(res.status < 300 || res.status >= 500, `${where}: ${res.status} ${JSON.stringify(res)}`).toBe(true);
+        await after(res.status < 300);
+        await healthy(where);
+      }
+    }
+    return calls;
+  }
+
+  beforeAll(async () => {
+    // Hundreds of share requests in a few seconds: lift the per-client key-share rate limit.
+    kw = await startInProcess('file', {}, { quorumRateLimit: { burst: 1e9, perSecond: 1e9 } });
+    base = kw.service.url;
+    ({ keys: shares, root } = await initAndUnseal(base, 3, 2));
+    for (let i = 0; i < 3; i++) {
+      await call(base, 'PUT', `secret/v${i}`, { token: root, body: { i } });
+      expected.set(`secret/v${i}`, { i });
+    }
+  });
+  afterAll(() => kw.service.close());
+
+  it('recovers from every fault, loses nothing, and leaves rotate and rekey whole', async () => {
+    const counts: Record<string, number> = {};
+    counts.read = await sweep('read', () => call(base, 'GET', 'secret/v1', { token: root }), async () => undefined);
+
+    let n = 0;
+    counts.write = await sweep(
+      'write',
+      async () => {
+        const path = `secret/w${n}`;
+        const res = await call(base, 'PUT', path, { token: root, body: { n } });
+        if (res.status < 300) expected.set(path, { n });
+        n++;
+        return res;
+      },
+      async () => undefined,
+    );
+
+    let term = (await call(base, 'GET', 'sys/key-status', { token: root })).body.term as number;
+    counts.rotate = await sweep(
+      'rotate',
+      () => call(base, 'POST', 'sys/rotate', { token: root }),
+      async (ok) => {
+        const now = (await call(base, 'GET', 'sys/key-status', { token: root })).body.term;
+        // Completed (one term more) or left as it was, nothing in between.
+        expect(now).toBe(ok ? term + 1 : term);
+        term = now;
+      },
+    );
+
+    counts.rekey = await sweep(
+      'rekey',
+      async () => {
+        const init = await call(base, 'PUT', 'sys/rekey/init', { body: { secret_shares: 3, secret_threshold: 2 } });
+        await call(base, 'PUT', 'sys/rekey/update', { body: { key: shares[0], nonce: init.body.nonce } });
+        const done = await call(base, 'PUT', 'sys/rekey/update', { body: { key: shares[1], nonce: init.body.nonce } });
+        if (done.status < 300) shares = done.body.keys;
+        return done;
+      },
+      async () => {
+        await call(base, 'DELETE', 'sys/rekey/init');
+        // Exactly the shares we hold (old ones after a failure, new ones after success) unseal.
+        expect((await call(base, 'PUT', 'sys/seal', { token: root })).status).toBe(204);
+        for (const key of shares.slice(1, 3)) await call(base, 'PUT', 'sys/unseal', { body: { key } });
+      },
+    );
+
+    console.log(`HSM fault injection: ${tried} cases (${FAULTS.length} faults × PKCS#11 calls: ${JSON.stringify(counts)}), 0 failures`);
+    expect(tried).toBe(FAULTS.length * (counts.read! + counts.write! + counts.rotate! + counts.rekey!));
+  }, 600_000);
+});
