@@ -6,6 +6,7 @@ import { TokenBarrier } from '../src/barrier/barrier.js';
 import { DEFAULT_PKCS11_LIB, findSlot } from '../src/pkcs11/module.js';
 import { Token } from '../src/pkcs11/token.js';
 import { InmemBackend } from '../src/storage/inmem.js';
+import { report } from './result.js';
 import { benchToken } from './support.js';
 
 const SLICE_MS = Number(process.env.BENCH_SLICE_MS ?? 100);
@@ -102,6 +103,8 @@ for (const size of SIZES) {
     },
   });
   const f = (n: number) => Math.round(n).toLocaleString('en-US');
+  report({ name: `barrier put+get ${size} B vs raw PKCS#11 loop`, value: result.barrier!, baseline: result.raw!, unit: 'ops/s', ratio: result.barrier! / result.raw!, target: '≥ 0.85' });
+  report({ name: `barrier put+get ${size} B vs node:crypto`, value: result.barrier!, baseline: result.node!, unit: 'ops/s', ratio: result.barrier! / result.node! });
   console.log(
     `${String(size).padEnd(8)} ${f(result.raw!).padStart(17)}   ${f(result.barrier!).padStart(13)}   ${(result.barrier! / result.raw!).toFixed(2).padStart(11)}   ${f(result.node!).padStart(17)}   ${(result.barrier! / result.node!).toFixed(2).padStart(19)}`,
   );

@@ -2,6 +2,7 @@
 // never the data, so the ratio should stay near 1.
 import type { Core } from '../src/core/core.js';
 import { Token } from '../src/pkcs11/token.js';
+import { report } from './result.js';
 import { benchToken, median, unsealedCore } from './support.js';
 
 const SMALL = 10;
@@ -47,5 +48,6 @@ console.log(`rekey latency (SoftHSM2, inmem storage, median of ${TRIALS} rekeys)
 console.log(
   `  ${SMALL} entries: ${small.toFixed(2)} ms   ${LARGE.toLocaleString('en-US')} entries: ${large.toFixed(2)} ms   ratio ${(large / small).toFixed(2)} (target ≤ 1.2)`,
 );
+report({ name: `rekey latency, ${LARGE.toLocaleString('en-US')} vs ${SMALL} entries`, value: large, baseline: small, unit: 'ms', ratio: large / small, target: '≤ 1.2' });
 token.disconnect();
 await cleanup();

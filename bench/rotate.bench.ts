@@ -4,6 +4,7 @@ import { pino } from 'pino';
 import { Core } from '../src/core/core.js';
 import { Token } from '../src/pkcs11/token.js';
 import { InmemBackend } from '../src/storage/inmem.js';
+import { report } from './result.js';
 import { benchToken, median } from './support.js';
 
 const SMALL = 100;
@@ -40,6 +41,8 @@ const large = median(times[1]!);
 console.log(`rotate latency (SoftHSM2, inmem storage, median of ${TRIALS} rotations)`);
 console.log(`  ${SMALL} entries: ${small.toFixed(2)} ms   ${LARGE.toLocaleString('en-US')} entries: ${large.toFixed(2)} ms   ratio ${(large / small).toFixed(2)} (target ≤ 1.2)`);
 
+report({ name: `rotate latency, ${LARGE.toLocaleString('en-US')} vs ${SMALL} entries`, value: large, baseline: small, unit: 'ms', ratio: large / small, target: '≤ 1.2' });
+
 // Rewrap throughput against the raw barrier loop doing the same get + re-encrypting put.
 const core = await cluster(REWRAP_ENTRIES);
 let start = performance.now();
@@ -55,6 +58,7 @@ while (core.rewrap.status().state === 'running') await new Promise((r) => setTim
 const rewrapRate = core.rewrap.status().total / ((performance.now() - start) / 1000);
 console.log(`rewrap throughput (${REWRAP_ENTRIES.toLocaleString('en-US')} entries, no rate limit, 4 in flight)`);
 console.log(`  raw barrier get+put: ${Math.round(rawRate).toLocaleString('en-US')} entries/s   rewrap: ${Math.round(rewrapRate).toLocaleString('en-US')} entries/s   ratio ${(rewrapRate / rawRate).toFixed(2)}`);
+report({ name: `rewrap vs raw barrier get+put, ${REWRAP_ENTRIES.toLocaleString('en-US')} entries`, value: rewrapRate, baseline: rawRate, unit: 'entries/s', ratio: rewrapRate / rawRate });
 await core.shutdown();
 token.disconnect();
 await cleanup();

@@ -1,0 +1,115 @@
+// HTTP: cold start, unseal latency, KV v2 read at 1/10/50 connections and KV v2 write on the file
+// backend, each against a bare fastify route doing the same (or the same durable write) in the
+// same run. keyward and the baseline run as separate processes; autocannon drives both.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import autocannon from 'autocannon';
+import { report } from './result.js';
+import { benchToken } from './support.js';
+
+const SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 5);
+const root = join(import.meta.dirname, '..');
+
+async function waitFor(url: string, deadline = Date.now() + 30_000): Promise<void> {
+  for (;;) {
+    try {
+      if ((await fetch(url)).status < 600) return;
+    } catch {
+      if (Date.now() > deadline) throw new Error(`${url} never answered`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+}
+
+function load(opts: autocannon.Options): Promise<autocannon.Result> {
+  return new Promise((resolve, reject) => autocannon({ duration: SECONDS, ...opts }, (err, res) => (err ? reject(err) : resolve(res))));
+}
+
+const { config, cleanup } = await benchToken();
+const dir = await mkdtemp(join(tmpdir(), 'keyward-http-bench-'));
+const kwPort = 18200 + Math.floor(Math.random() * 1000);
+const barePort = kwPort + 1000;
+await writeFile(
+  join(dir, 'keyward.hcl'),
+  `storage "file" {\n  path = "${join(dir, 'storage')}"\n}\nseal "pkcs11" {\n  token_label = "${config.tokenLabel}"\n  generate_key = true\n}\nlistener "tcp" {\n  address = "127.0.0.1:${kwPort}"\n  tls_disable = true\n}\nlog_level = "warn"\n`,
+);
+const children: ChildProcess[] = [];
+const kwUrl = `http://127.0.0.1:${kwPort}`;
+const bareUrl = `http://127.0.0.1:${barePort}`;
+
+try {
+  let start = performance.now();
+  children.push(spawn(join(root, 'scripts/keyward'), ['server', `-config=${join(dir, 'keyward.hcl')}`], { env: { ...process.env, KEYWARD_HSM_PIN: config.pin }, stdio: 'ignore' }));
+  await waitFor(`${kwUrl}/v1/sys/seal-status`);
+  const kwStart = performance.now() - start;
+
+  const put = (path: string, body: unknown, token?: string) =>
+    fetch(`${kwUrl}/v1/${path}`, { method: 'PUT', headers: { 'Content-Type': 'application/json', ...(token ? { 'X-Vault-Token': token } : {}) }, body: JSON.stringify(body) }).then((r) => r.json().catch(() => ({})));
+  const init = (await put('sys/init', { secret_shares: 1, secret_threshold: 1 })) as { keys: string[]; root_token: string };
+  const token = init.root_token;
+  start = performance.now();
+  await put('sys/unseal', { key: init.keys[0] });
+  const firstRead = await fetch(`${kwUrl}/v1/secret/none`, { headers: { 'X-Vault-Token': token } });
+  const unsealMs = performance.now() - start;
+  if (firstRead.status !== 404) throw new Error(`first read after unseal answered ${firstRead.status}`);
+  start = performance.now();
+  await fetch(`${kwUrl}/v1/secret/none`, { headers: { 'X-Vault-Token': token } });
+  const readMs = performance.now() - start;
+
+  await put('sys/mounts/kv', { type: 'kv-v2' }, token);
+  await put('kv/data/app', { data: { username: 'app', password: 'x'.repeat(32), url: 'postgres://db.internal:5432/app' } }, token);
+  const payload = await (await fetch(`${kwUrl}/v1/kv/data/app`, { headers: { 'X-Vault-Token': token } })).text();
+  await writeFile(join(dir, 'payload.json'), payload);
+
+  start = performance.now();
+  const bare = spawn(process.execPath, ['--import', `file://${root}/node_modules/tsx/dist/loader.mjs`, join(root, 'bench/bare-server.ts'), String(barePort), join(dir, 'payload.json'), join(dir, 'bare-data')], { stdio: 'ignore' });
+  children.push(bare);
+  await waitFor(`${bareUrl}/v1/kv/data/app`);
+  const bareStart = performance.now() - start;
+
+  report({ name: 'cold start to first served request vs bare fastify process', value: kwStart, baseline: bareStart, unit: 'ms', ratio: bareStart / kwStart, note: 'lower is better; ratio = baseline/value' });
+  report({ name: 'unseal (last share → first served read) vs one KV read', value: unsealMs, baseline: readMs, unit: 'ms', ratio: readMs / unsealMs, note: 'lower is better; ratio = baseline/value' });
+
+  for (const connections of [1, 10, 50]) {
+    const kw = await load({ url: `${kwUrl}/v1/kv/data/app`, connections, headers: { 'X-Vault-Token': token } });
+    const base = await load({ url: `${bareUrl}/v1/kv/data/app`, connections });
+    if (kw.non2xx || kw.errors) throw new Error(`keyward reads failed: ${kw.non2xx} non-2xx, ${kw.errors} errors`);
+    report({
+      name: `HTTP KV v2 read, ${connections} connection${connections > 1 ? 's' : ''}`,
+      value: kw.requests.average,
+      baseline: base.requests.average,
+      unit: 'req/s',
+      ratio: kw.requests.average / base.requests.average,
+      target: '≥ 0.5',
+      note: `p50 ${kw.latency.p50} ms vs ${base.latency.p50} ms, p99 ${kw.latency.p99} ms vs ${base.latency.p99} ms`,
+    });
+  }
+
+  const writeOpts = (url: string, headers: Record<string, string>): autocannon.Options => {
+    let n = 0;
+    return {
+      url,
+      connections: 10,
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', ...headers },
+      requests: [{ setupRequest: (req: autocannon.Request) => ({ ...req, path: `/v1/kv/data/w${n++}`, body: JSON.stringify({ data: { v: n } }) }) }],
+    };
+  };
+  const kwWrite = await load(writeOpts(kwUrl, { 'X-Vault-Token': token }));
+  const bareWrite = await load(writeOpts(bareUrl, {}));
+  if (kwWrite.non2xx || kwWrite.errors) throw new Error(`keyward writes failed: ${kwWrite.non2xx} non-2xx, ${kwWrite.errors} errors`);
+  report({
+    name: 'HTTP KV v2 write (file backend), 10 connections, vs bare durable write',
+    value: kwWrite.requests.average,
+    baseline: bareWrite.requests.average,
+    unit: 'req/s',
+    ratio: kwWrite.requests.average / bareWrite.requests.average,
+    target: '≥ 0.6',
+    note: `p99 ${kwWrite.latency.p99} ms vs ${bareWrite.latency.p99} ms`,
+  });
+} finally {
+  for (const c of children) c.kill('SIGTERM');
+  await cleanup();
+}
