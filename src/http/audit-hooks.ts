@@ -68,7 +68,7 @@ export function registerAudit(app: FastifyInstance, core: Core): void {
       });
     } catch (err) {
       if (!(err instanceof AuditFailedError)) throw err;
-      req.log.error({ err: err.message }, 'audit failure');
+      req.log.error({ err: err.message, reqId: req.id }, 'audit failure');
       reply.code(500).type('application/json');
       return JSON.stringify({ errors: [err.message] });
     }

@@ -38,6 +38,9 @@ export function buildHttpServer(core: Core, opts: HttpOptions): FastifyInstance 
     loggerInstance: opts.log.child({ component: 'http' }, { level: verbose || quieterThanWarn ? opts.log.level : 'warn' }),
     bodyLimit: BODY_LIMIT_BYTES,
     genReqId: () => randomUUID(),
+    // A pino child per request (with redaction) cost more than a small request itself; below
+    // debug, requests share the server's logger and errors carry the request id explicitly.
+    childLoggerFactory: (logger, bindings, childOpts) => (verbose ? logger.child(bindings, childOpts) : logger),
     // Errors fastify raises before routing (a malformed URL, say) get Vault's error body too. The
     // body may not have been read, so the connection closes rather than parse it as a new request.
     frameworkErrors: (err, _req, reply) => {
@@ -94,7 +97,7 @@ export function buildHttpServer(core: Core, opts: HttpOptions): FastifyInstance 
 
   app.setErrorHandler((err, req, reply) => {
     const out = toErrorReply(err);
-    if (out.serverFault) req.log.error({ err }, 'request failed');
+    if (out.serverFault) req.log.error({ err, reqId: req.id }, 'request failed');
     return reply.code(out.status).send({ errors: out.errors });
   });
 
