@@ -161,6 +161,13 @@ describe('tokens and ACL policies', () => {
     expect((await call(base, 'POST', 'auth/token/revoke-accessor', { token: root, body: { accessor: c3.accessor } })).status).toBe(204);
     expect((await call(base, 'GET', 'secret/a', { token: c3.token })).status).toBe(403);
 
+    // A revocation racing a burst of requests with the token: afterwards it is refused, every time.
+    const raced = await tokenWith(['readonly']);
+    const burst = Array.from({ length: 20 }, () => call(base, 'GET', 'secret/a', { token: raced.token }));
+    await call(base, 'POST', 'auth/token/revoke', { token: root, body: { token: raced.token } });
+    await Promise.all(burst);
+    for (let i = 0; i < 5; i++) expect((await call(base, 'GET', 'secret/a', { token: raced.token })).status).toBe(403);
+
     // Tokens exist in storage only as keyed hashes.
     const idKeys = await kw.service.storage.list('sys/token/id/');
     expect(idKeys.every((k) => /^[0-9a-f]{64}$/.test(k))).toBe(true);

@@ -51,6 +51,13 @@ export interface CreateTokenRequest {
  */
 export class TokenStore {
   private salt: Buffer | undefined;
+  /**
+   * Entries of unlimited-use tokens by hash, so a request need not read and decrypt its token.
+   * This process is the only writer: every change and revocation here updates or drops the entry.
+   */
+  private readonly cache = new Map<string, TokenEntry>();
+  /** Bumped by every change, so a read that raced a revocation is never cached. */
+  private changes = 0;
 
   constructor(
     private readonly barrier: SecurityBarrier,
@@ -75,7 +82,12 @@ export class TokenStore {
   async lookup(token: string | undefined): Promise<TokenEntry> {
     if (!token) throw new PermissionDeniedError('no client token given (set X-Vault-Token)');
     const hash = hmac(await this.loadSalt(), token);
-    const entry = await this.read(hash);
+    let entry = this.cache.get(hash);
+    if (!entry) {
+      const before = this.changes;
+      entry = await this.read(hash);
+      if (entry && entry.num_uses === 0 && this.changes === before && this.cache.size < 10_000) this.cache.set(hash, entry);
+    }
     if (!entry || !timingSafeEqual(Buffer.from(entry.hash), Buffer.from(hash))) throw new PermissionDeniedError('invalid token');
     if (entry.expire_time && entry.expire_time <= this.now()) {
       await this.revoke(entry, false);
@@ -180,7 +192,14 @@ export class TokenStore {
       { kind: 'delete', path: ACCESSOR_PREFIX + entry.accessor },
     ];
     if (entry.parent) ops.push({ kind: 'delete', path: `${PARENT_PREFIX}${entry.parent}/${entry.accessor}` });
-    await this.barrier.transaction(ops);
+    this.changes++;
+    this.cache.delete(entry.hash);
+    try {
+      await this.barrier.transaction(ops);
+    } finally {
+      this.changes++;
+      this.cache.delete(entry.hash);
+    }
   }
 
   /** Remaining lifetime in seconds (0 for tokens that never expire). */
@@ -193,10 +212,11 @@ export class TokenStore {
     return hmac(await this.loadSalt(), token);
   }
 
-  /** Forgets the cached salt (on seal). */
+  /** Forgets the cached salt and entries (on seal). */
   clear(): void {
     this.salt?.fill(0);
     this.salt = undefined;
+    this.cache.clear();
   }
 
   private async read(hash: string): Promise<TokenEntry | undefined> {
@@ -206,7 +226,14 @@ export class TokenStore {
   }
 
   private async write(entry: TokenEntry): Promise<void> {
-    await this.barrier.put(ID_PREFIX + entry.hash, Buffer.from(JSON.stringify(entry)));
+    this.changes++;
+    this.cache.delete(entry.hash);
+    try {
+      await this.barrier.put(ID_PREFIX + entry.hash, Buffer.from(JSON.stringify(entry)));
+    } finally {
+      this.changes++;
+      this.cache.delete(entry.hash);
+    }
   }
 
   private async loadSalt(): Promise<Buffer> {
