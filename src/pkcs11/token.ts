@@ -179,17 +179,10 @@ export class Token {
       try {
         this.p11.C_Logout(this.session);
       } catch {
-        // Already logged out or the session is gone; closing below is what matters.
-      }
-      try {
-        this.p11.C_CloseSession(this.session);
-      } catch {
-        // Same as above.
+        // Already logged out or the session is gone; closing it is what matters.
       }
     }
-    this.session = undefined;
-    this.sealKey = undefined;
-    this.generation++;
+    this.dropSession();
   }
 
   /** Reads boolean attributes of the seal key (for status reports and tests). */
@@ -379,7 +372,7 @@ export class Token {
       try {
         this.p11.C_CloseSession(this.session);
       } catch {
-        // The session is already invalid; that is why we are here.
+        // The session may already be invalid (that is often why it is dropped).
       }
     }
     this.session = undefined;
