@@ -11,3 +11,8 @@ export function envelope(requestId: string, data: unknown, leaseDuration = 0): R
     auth: null,
   };
 }
+
+/** Vault answers several sys reads with the fields both at the top level and under `data`. */
+export function sysReply(requestId: string, data: Record<string, unknown>): Record<string, unknown> {
+  return { ...data, ...envelope(requestId, data) };
+}

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Core } from '../../core/core.js';
 import { InvalidRequestError } from '../../core/errors.js';
-import { envelope } from '../envelope.js';
+import { sysReply } from '../envelope.js';
 
 type Path = FastifyRequest<{ Params: { '*': string }; Body: Record<string, unknown> | undefined }>;
 
@@ -11,7 +11,7 @@ export async function auditRoutes(app: FastifyInstance, opts: { core: Core }): P
 
   app.get('/v1/sys/audit', async (req) => {
     const table = Object.fromEntries(audit.list().map((d) => [d.path, { type: d.type, description: d.description, options: d.options, local: false }]));
-    return { ...table, ...envelope(req.id, table) };
+    return sysReply(req.id, table);
   });
 
   app.route({
@@ -34,7 +34,6 @@ export async function auditRoutes(app: FastifyInstance, opts: { core: Core }): P
   app.post('/v1/sys/audit-hash/*', async (req: Path) => {
     const input = req.body?.input;
     if (typeof input !== 'string') throw new InvalidRequestError("missing 'input'");
-    const data = { hash: await audit.hash(input) };
-    return { ...data, ...envelope(req.id, data) };
+    return sysReply(req.id, { hash: await audit.hash(input) });
   });
 }

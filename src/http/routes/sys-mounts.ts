@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Core } from '../../core/core.js';
 import type { MountEntry } from '../../core/mounts.js';
-import { envelope } from '../envelope.js';
+import { envelope, sysReply } from '../envelope.js';
 import { HttpError } from '../errors.js';
 
 const mountBody = {
@@ -42,7 +42,7 @@ export async function mountRoutes(app: FastifyInstance, opts: { core: Core }): P
 
   app.get('/v1/sys/mounts', async (req) => {
     const table = Object.fromEntries(core.mounts.list().map((m) => [m.path, describe(m)]));
-    return { ...table, ...envelope(req.id, table) };
+    return sysReply(req.id, table);
   });
 
   app.route<{ Params: { '*': string }; Body: MountBody }>({

@@ -1,14 +1,11 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Core } from '../../core/core.js';
 import { InvalidRequestError } from '../../core/errors.js';
-import { envelope } from '../envelope.js';
+import { envelope, sysReply } from '../envelope.js';
 
 type Body = Record<string, unknown>;
 type Named = FastifyRequest<{ Params: { name: string } }>;
 
-function both(requestId: string, data: Record<string, unknown>): Record<string, unknown> {
-  return { ...data, ...envelope(requestId, data) };
-}
 
 /** The document from a policy write: Vault accepts it as `policy` or (older API) `rules`. */
 function documentOf(req: FastifyRequest): string {
@@ -34,11 +31,11 @@ export async function policyRoutes(app: FastifyInstance, opts: { core: Core }): 
 
   app.get('/v1/sys/policy', async (req) => {
     const names = await policies.list();
-    return both(req.id, { policies: names, keys: names });
+    return sysReply(req.id, { policies: names, keys: names });
   });
   app.get('/v1/sys/policy/:name', async (req: Named) => {
     const p = await policies.get(req.params.name);
-    return both(req.id, { name: p.name, rules: p.raw });
+    return sysReply(req.id, { name: p.name, rules: p.raw });
   });
   app.route({ method: write, url: '/v1/sys/policy/:name', handler: put });
   app.delete('/v1/sys/policy/:name', remove);
@@ -59,7 +56,7 @@ export async function policyRoutes(app: FastifyInstance, opts: { core: Core }): 
     const out: Record<string, unknown> = {};
     for (const p of paths as string[]) out[p] = acl.capabilities(p.replace(/^\/+/, ''));
     if (paths.length === 1) out.capabilities = out[paths[0] as string];
-    return both(req.id, out);
+    return sysReply(req.id, out);
   };
   app.post('/v1/sys/capabilities-self', (req) => capabilities(req, req.tokenEntry!.policies));
   app.post('/v1/sys/capabilities', async (req) => {

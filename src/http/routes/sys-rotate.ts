@@ -1,12 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { Core } from '../../core/core.js';
 import { formatDuration } from '../../core/rotation.js';
-import { envelope } from '../envelope.js';
+import { sysReply } from '../envelope.js';
 
-/** Vault answers several sys reads with the fields both at the top level and under `data`. */
-function both(requestId: string, data: Record<string, unknown>): Record<string, unknown> {
-  return { ...data, ...envelope(requestId, data) };
-}
 
 /** sys/rotate, sys/key-status, sys/rotate/config, and keyward's term retirement: rewrap, terms, prune. */
 export async function rotateRoutes(app: FastifyInstance, opts: { core: Core }): Promise<void> {
@@ -24,12 +20,12 @@ export async function rotateRoutes(app: FastifyInstance, opts: { core: Core }): 
 
   app.get('/v1/sys/key-status', async (req) => {
     const k = core.barrier.activeKey();
-    return both(req.id, { term: k.term, install_time: k.installTime, encryptions: k.encryptions });
+    return sysReply(req.id, { term: k.term, install_time: k.installTime, encryptions: k.encryptions });
   });
 
   app.get('/v1/sys/rotate/config', async (req) => {
     const c = core.barrier.rotationConfig();
-    return both(req.id, { max_operations: c.maxOperations, interval: formatDuration(c.interval), enabled: c.enabled });
+    return sysReply(req.id, { max_operations: c.maxOperations, interval: formatDuration(c.interval), enabled: c.enabled });
   });
 
   app.route<{ Body: Record<string, unknown> | undefined }>({
@@ -42,16 +38,16 @@ export async function rotateRoutes(app: FastifyInstance, opts: { core: Core }): 
     },
   });
 
-  app.get('/v1/sys/rotate/terms', async (req) => both(req.id, { terms: await core.terms() }));
+  app.get('/v1/sys/rotate/terms', async (req) => sysReply(req.id, { terms: await core.terms() }));
 
-  app.post('/v1/sys/rotate/rewrap', async (req) => both(req.id, { ...(await core.rewrap.start()) }));
-  app.get('/v1/sys/rotate/rewrap', async (req) => both(req.id, { ...core.rewrap.status() }));
-  app.delete('/v1/sys/rotate/rewrap', async (req) => both(req.id, { ...(await core.rewrap.cancel()) }));
+  app.post('/v1/sys/rotate/rewrap', async (req) => sysReply(req.id, { ...(await core.rewrap.start()) }));
+  app.get('/v1/sys/rotate/rewrap', async (req) => sysReply(req.id, { ...core.rewrap.status() }));
+  app.delete('/v1/sys/rotate/rewrap', async (req) => sysReply(req.id, { ...(await core.rewrap.cancel()) }));
 
   app.route({
     method: write,
     url: '/v1/sys/rotate/prune',
-    handler: async (req) => both(req.id, { pruned: await core.prune() }),
+    handler: async (req) => sysReply(req.id, { pruned: await core.prune() }),
   });
 
   app.get('/v1/sys/metrics', async (_req, reply) => {
