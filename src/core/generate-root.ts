@@ -1,9 +1,10 @@
-import { randomInt, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type * as openpgp from 'openpgp';
 import * as pgp from 'openpgp';
 import type { TokenBarrier } from '../barrier/barrier.js';
 import { SealedError } from '../barrier/errors.js';
+import { randomBase62 } from '../crypto/base62.js';
 import type { Token } from '../pkcs11/token.js';
 import { InvalidRequestError } from './errors.js';
 import { fingerprintOf, readPublicKeys } from './pgp.js';
@@ -14,7 +15,6 @@ import type { TokenStore } from './token-store.js';
 
 /** Length of keyward's tokens ("hvs." and 24 characters), and so of the one-time pad. */
 export const OTP_LENGTH = 28;
-const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 
 /** GET sys/generate-root/attempt, in Vault's field names. */
 export interface GenerateRootStatus {
@@ -46,9 +46,7 @@ export function decodeWithOtp(encoded: string, otp: string): string {
 }
 
 export function generateOtp(): string {
-  let otp = '';
-  for (let i = 0; i < OTP_LENGTH; i++) otp += BASE62[randomInt(62)];
-  return otp;
+  return randomBase62(OTP_LENGTH);
 }
 
 interface Attempt {

@@ -1,5 +1,6 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { BarrierOp, SecurityBarrier } from '../barrier/barrier.js';
+import { randomBase62 } from '../crypto/base62.js';
 import { InvalidRequestError, PermissionDeniedError } from './errors.js';
 
 const SALT_PATH = 'sys/token/salt';
@@ -280,24 +281,11 @@ function hmac(salt: Buffer, token: string): string {
   return createHmac('sha256', salt).update(token).digest('hex');
 }
 
-const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
-
-function base62(length: number): string {
-  let out = '';
-  while (out.length < length) {
-    for (const b of randomBytes(length * 2)) {
-      // Rejection sampling keeps every character equally likely.
-      if (b < 248 && out.length < length) out += BASE62[b % 62];
-    }
-  }
-  return out;
-}
-
 /** Vault's service-token shape: `hvs.` and 24 random base62 characters. */
 export function newTokenId(): string {
-  return `hvs.${base62(24)}`;
+  return `hvs.${randomBase62(24)}`;
 }
 
 function randomAccessor(): string {
-  return base62(24);
+  return randomBase62(24);
 }

@@ -1,6 +1,7 @@
 import type { BarrierOp } from '../../barrier/barrier.js';
 import type { BarrierView } from '../../barrier/view.js';
 import { InvalidRequestError, NotFoundError } from '../../core/errors.js';
+import { optionalBool } from '../../core/fields.js';
 import { KeyedMutex } from '../../locks/mutex.js';
 import { jsonBuffer, type LogicalRequest, type LogicalResponse, type SecretsEngine } from '../engine.js';
 
@@ -267,13 +268,6 @@ function optionalCount(v: unknown, field: string): number | undefined {
   const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
   if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) throw new InvalidRequestError(`${field} must be a non-negative integer`);
   return n;
-}
-
-function optionalBool(v: unknown, field: string): boolean | undefined {
-  if (v === undefined || v === null) return undefined;
-  if (typeof v === 'boolean') return v;
-  if (v === 'true' || v === 'false') return v === 'true';
-  throw new InvalidRequestError(`${field} must be true or false`);
 }
 
 function optionalString(v: unknown, field: string): string | undefined {

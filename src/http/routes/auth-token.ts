@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Core } from '../../core/core.js';
 import { InvalidRequestError, PermissionDeniedError } from '../../core/errors.js';
+import { optionalBool } from '../../core/fields.js';
 import { parseDuration } from '../../core/rotation.js';
 import type { CreateTokenRequest, TokenEntry } from '../../core/token-store.js';
 import { envelope } from '../envelope.js';
@@ -12,13 +13,6 @@ function stringList(v: unknown, field: string): string[] | undefined {
   if (typeof v === 'string') return v.split(',').map((s) => s.trim()).filter(Boolean);
   if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v as string[];
   throw new InvalidRequestError(`${field} must be a list of strings`);
-}
-
-function optionalBool(v: unknown, field: string): boolean | undefined {
-  if (v === undefined || v === null) return undefined;
-  if (typeof v === 'boolean') return v;
-  if (v === 'true' || v === 'false') return v === 'true';
-  throw new InvalidRequestError(`${field} must be true or false`);
 }
 
 function optionalSeconds(v: unknown, field: string): number | undefined {
