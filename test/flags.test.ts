@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseFlags, UsageError } from '../src/cli/flags.js';
+import { parseFlags, splitPair, UsageError } from '../src/cli/flags.js';
 
 const specs = {
   'key-shares': { kind: 'int' as const, help: '', default: 5 },
@@ -24,5 +24,12 @@ describe("Vault's flag style", () => {
     expect(() => parseFlags(['-key-shares=three'], specs)).toThrow('takes a whole number');
     expect(() => parseFlags(['-format'], specs)).toThrow('needs a value');
     expect(() => parseFlags(['-init=maybe'], specs)).toThrow('true or false');
+  });
+
+  it('splits key=value arguments, keeping "=" inside values', () => {
+    expect(splitPair('a=b=c')).toEqual(['a', 'b=c']);
+    expect(splitPair('empty=')).toEqual(['empty', '']);
+    expect(() => splitPair('=v')).toThrow(UsageError);
+    expect(() => splitPair('novalue', '-metadata ')).toThrow('-metadata "novalue" is not key=value');
   });
 });

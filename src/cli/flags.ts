@@ -64,6 +64,13 @@ export function parseFlags(argv: readonly string[], specs: Record<string, FlagSp
   return { flags, args };
 }
 
+/** Splits a `key=value` argument (value may be empty or contain "="); a usage error otherwise. */
+export function splitPair(arg: string, what = ''): [string, string] {
+  const eq = arg.indexOf('=');
+  if (eq <= 0) throw new UsageError(`${what}"${arg}" is not key=value`);
+  return [arg.slice(0, eq), arg.slice(eq + 1)];
+}
+
 export function flagHelp(specs: Record<string, FlagSpec>): string {
   return Object.entries(specs)
     .map(([name, s]) => `  -${name}${s.kind === 'bool' ? '' : `=<${s.kind}>`}\n      ${s.help}${s.default !== undefined && s.default !== '' ? ` (default: ${String(s.default)})` : ''}`)

@@ -1,6 +1,6 @@
 import { ApiClient, CLIENT_FLAGS, outputFormat } from '../client.js';
 import type { Command } from '../command.js';
-import { UsageError } from '../flags.js';
+import { splitPair, UsageError } from '../flags.js';
 import { json, table } from '../output.js';
 
 export const auditCommands: Command[] = [
@@ -17,9 +17,8 @@ export const auditCommands: Command[] = [
       if (!type) throw new UsageError('give the device type (file) and its options as key=value');
       const options: Record<string, string> = {};
       for (const p of pairs) {
-        const eq = p.indexOf('=');
-        if (eq <= 0) throw new UsageError(`"${p}" is not key=value`);
-        options[p.slice(0, eq)] = p.slice(eq + 1);
+        const [key, value] = splitPair(p);
+        options[key] = value;
       }
       const path = (flags.path as string) || type;
       await ApiClient.fromFlags(flags, io.env).request('PUT', `sys/audit/${encodeURIComponent(path)}`, { type, options, description: flags.description });

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { ApiClient, CLIENT_FLAGS, outputFormat, type OutputFormat } from '../client.js';
 import type { Command, Io } from '../command.js';
-import { type FlagValues, UsageError } from '../flags.js';
+import { type FlagValues, splitPair, UsageError } from '../flags.js';
 import { column, json, table } from '../output.js';
 
 const KV_FLAGS = {
@@ -50,10 +50,8 @@ async function parsePairs(pairs: string[]): Promise<Record<string, unknown>> {
   }
   const data: Record<string, unknown> = {};
   for (const pair of pairs) {
-    const eq = pair.indexOf('=');
-    if (eq <= 0) throw new UsageError(`"${pair}" is not key=value`);
-    const value = pair.slice(eq + 1);
-    data[pair.slice(0, eq)] = value.startsWith('@') ? (await readFile(value.slice(1), 'utf8')).replace(/\n$/, '') : value;
+    const [key, value] = splitPair(pair);
+    data[key] = value.startsWith('@') ? (await readFile(value.slice(1), 'utf8')).replace(/\n$/, '') : value;
   }
   return data;
 }

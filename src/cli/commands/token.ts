@@ -1,6 +1,6 @@
 import { ApiClient, CLIENT_FLAGS, outputFormat, type OutputFormat } from '../client.js';
 import type { Command, Io } from '../command.js';
-import { UsageError } from '../flags.js';
+import { splitPair, UsageError } from '../flags.js';
 import { json, table } from '../output.js';
 
 type Body = Record<string, unknown>;
@@ -38,9 +38,8 @@ const create: Command = {
   async run({ flags }, io) {
     const meta: Record<string, string> = {};
     for (const kv of flags.metadata as string[]) {
-      const eq = kv.indexOf('=');
-      if (eq <= 0) throw new UsageError(`-metadata "${kv}" is not key=value`);
-      meta[kv.slice(0, eq)] = kv.slice(eq + 1);
+      const [key, value] = splitPair(kv, '-metadata ');
+      meta[key] = value;
     }
     const policies = flags.policy as string[];
     const { body } = await ApiClient.fromFlags(flags, io.env).request('POST', flags.orphan ? 'auth/token/create-orphan' : 'auth/token/create', {
