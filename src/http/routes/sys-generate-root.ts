@@ -1,15 +1,10 @@
 import type { FastifyInstance } from 'fastify';
 import type { Core } from '../../core/core.js';
+import { shareBody } from '../schemas.js';
 
 const attemptBody = {
   type: 'object',
   properties: { pgp_key: { type: 'string' }, otp: { type: 'string' } },
-} as const;
-
-const shareBody = {
-  type: 'object',
-  properties: { key: { type: 'string' }, nonce: { type: 'string' } },
-  required: ['key', 'nonce'],
 } as const;
 
 /** sys/generate-root/{attempt,update}: unauthenticated, as in Vault; the shares are the authorization. */

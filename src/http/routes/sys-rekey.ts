@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Core } from '../../core/core.js';
+import { shareBody } from '../schemas.js';
 import { envelope } from '../envelope.js';
 
 const initBody = {
@@ -13,12 +14,6 @@ const initBody = {
     target: { type: 'string', enum: ['barrier'] },
   },
   required: ['secret_shares', 'secret_threshold'],
-} as const;
-
-const shareBody = {
-  type: 'object',
-  properties: { key: { type: 'string' }, nonce: { type: 'string' } },
-  required: ['key', 'nonce'],
 } as const;
 
 interface InitBody {
