@@ -5,6 +5,7 @@ import type { Token, TokenKey } from '../pkcs11/token.js';
 import { SealedError, UnknownTermError } from './errors.js';
 import { installTimeNow } from './install-time.js';
 import { Keyring, type RotationConfig, type TermEntry } from './keyring.js';
+import { BarrierView } from './view.js';
 
 export const KEYRING_PATH = 'core/keyring';
 /** The root key wrapped by the seal key, barrier-encrypted: lets other nodes follow a rekey without shares. */
@@ -29,6 +30,8 @@ export interface SecurityBarrier {
   unseal(rootKey: TokenKey): Promise<void>;
   seal(): Promise<void>;
   get(path: string): Promise<Buffer | undefined>;
+  /** Whether an entry is stored at `path`, without decrypting it. */
+  exists(path: string): Promise<boolean>;
   put(path: string, value: Buffer): Promise<void>;
   delete(path: string): Promise<void>;
   list(prefix: string): Promise<string[]>;
@@ -130,6 +133,11 @@ export class TokenBarrier implements SecurityBarrier {
     if (bypassesBarrier(path)) return this.storage.get(path);
     if (!this.keyring) return Promise.reject(new SealedError());
     return this.storage.get(path).then((value) => value && this.decrypt(path, value));
+  }
+
+  async exists(path: string): Promise<boolean> {
+    if (!bypassesBarrier(path)) this.requireUnsealed();
+    return (await this.storage.get(path)) !== undefined;
   }
 
   put(path: string, value: Buffer): Promise<void> {
@@ -234,17 +242,8 @@ export class TokenBarrier implements SecurityBarrier {
 
   /** Every stored path that holds a barrier value under a keyring term (not the keyring itself, not bypass entries), sorted. */
   async valuePaths(): Promise<string[]> {
-    this.requireUnsealed();
-    const out: string[] = [];
-    const walk = async (prefix: string): Promise<void> => {
-      for (const child of await this.storage.list(prefix)) {
-        const path = prefix + child;
-        if (child.endsWith('/')) await walk(path);
-        else if (path !== KEYRING_PATH && !bypassesBarrier(path)) out.push(path);
-      }
-    };
-    await walk('');
-    return out.sort();
+    const all = await new BarrierView(this, '').walk('');
+    return all.filter((path) => path !== KEYRING_PATH && !bypassesBarrier(path)).sort();
   }
 
   /** How many stored values each term encrypts (reads every value's first four bytes). */

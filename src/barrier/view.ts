@@ -11,6 +11,10 @@ export class BarrierView {
     return this.barrier.get(this.prefix + path);
   }
 
+  exists(path: string): Promise<boolean> {
+    return this.barrier.exists(this.prefix + path);
+  }
+
   put(path: string, value: Buffer): Promise<void> {
     return this.barrier.put(this.prefix + path, value);
   }

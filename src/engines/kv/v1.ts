@@ -10,7 +10,7 @@ export class KvV1 implements SecretsEngine {
   constructor(private readonly view: BarrierView) {}
 
   async exists(path: string): Promise<boolean> {
-    return path !== '' && !path.endsWith('/') && (await this.view.get(path)) !== undefined;
+    return path !== '' && !path.endsWith('/') && (await this.view.exists(path));
   }
 
   async handle(req: LogicalRequest): Promise<LogicalResponse | undefined> {

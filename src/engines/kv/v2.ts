@@ -46,7 +46,7 @@ export class KvV2 implements SecretsEngine {
   async exists(path: string): Promise<boolean> {
     const m = /^(data|metadata)\/(.+)$/.exec(path);
     if (!m) return true;
-    return (await this.view.get(`metadata/${m[2]}`)) !== undefined;
+    return this.view.exists(`metadata/${m[2]}`);
   }
 
   async handle(req: LogicalRequest): Promise<LogicalResponse | undefined> {
