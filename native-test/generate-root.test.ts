@@ -4,17 +4,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeWithOtp } from '../src/core/generate-root.js';
 import { split } from '../src/crypto/shamir.js';
 import { runCli } from './support/process.js';
-import { call, initAndUnseal, type InProcess, type Reply, startInProcess } from './support/service.js';
+import { call, expectError, initAndUnseal, type InProcess, type Reply, startInProcess } from './support/service.js';
 
 describe('generate-root', () => {
   let kw: InProcess;
   let base: string;
   let keys: string[];
   let root: string;
-  const expectError = (r: Reply, pattern: RegExp) => {
-    expect(r.status).toBe(400);
-    expect(r.body.errors.join(' ')).toMatch(pattern);
-  };
   const isRoot = async (token: string) => (await call(base, 'GET', 'auth/token/lookup-self', { token })).body?.data?.policies;
 
   beforeAll(async () => {
@@ -52,17 +48,17 @@ describe('generate-root', () => {
   });
 
   it('refuses wrong nonces, duplicate shares and wrong quorums; cancel is idempotent', async () => {
-    expectError(await call(base, 'PUT', 'sys/generate-root/update', { body: { key: keys[0], nonce: 'x' } }), /no root generation in progress/);
+    expectError(await call(base, 'PUT', 'sys/generate-root/update', { body: { key: keys[0], nonce: 'x' } }), 400, /no root generation in progress/);
     const init = await call(base, 'PUT', 'sys/generate-root/attempt', {});
     const nonce = init.body.nonce;
-    expectError(await call(base, 'PUT', 'sys/generate-root/attempt', {}), /already in progress/);
-    expectError(await call(base, 'PUT', 'sys/generate-root/update', { body: { key: keys[0], nonce: 'wrong' } }), /incorrect nonce/);
+    expectError(await call(base, 'PUT', 'sys/generate-root/attempt', {}), 400, /already in progress/);
+    expectError(await call(base, 'PUT', 'sys/generate-root/update', { body: { key: keys[0], nonce: 'wrong' } }), 400, /incorrect nonce/);
     await call(base, 'PUT', 'sys/generate-root/update', { body: { key: keys[0], nonce } });
-    expectError(await call(base, 'PUT', 'sys/generate-root/update', { body: { key: keys[0], nonce } }), /already been provided/);
+    expectError(await call(base, 'PUT', 'sys/generate-root/update', { body: { key: keys[0], nonce } }), 400, /already been provided/);
     const xs = new Set(keys.map((k) => Buffer.from(k, 'hex')[32]));
     const foreign = split(randomBytes(32), 5, 3).find((s) => !xs.has(s[32]))!;
     await call(base, 'PUT', 'sys/generate-root/update', { body: { key: keys[1], nonce } });
-    expectError(await call(base, 'PUT', 'sys/generate-root/update', { body: { key: foreign.toString('hex'), nonce } }), /do not rebuild the current root key/);
+    expectError(await call(base, 'PUT', 'sys/generate-root/update', { body: { key: foreign.toString('hex'), nonce } }), 400, /do not rebuild the current root key/);
     expect((await call(base, 'GET', 'sys/generate-root/attempt')).body).toMatchObject({ started: true, nonce, progress: 0 });
     expect((await call(base, 'DELETE', 'sys/generate-root/attempt')).status).toBe(204);
     expect((await call(base, 'DELETE', 'sys/generate-root/attempt')).status).toBe(204);

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { split } from '../src/crypto/shamir.js';
-import { call, type InProcess, rawPathRequest, startInProcess } from './support/service.js';
+import { call, expectError, type InProcess, rawPathRequest, startInProcess } from './support/service.js';
 
 describe('bad input gets a clear 4xx and changes nothing', () => {
   let kw: InProcess;
@@ -12,11 +12,6 @@ describe('bad input gets a clear 4xx and changes nothing', () => {
   async function sealState(): Promise<unknown> {
     const s = (await call(base, 'GET', 'sys/seal-status')).body;
     return { sealed: s.sealed, t: s.t, n: s.n, progress: s.progress };
-  }
-
-  async function expectError(reply: { status: number; body: any }, status: number, pattern: RegExp): Promise<void> {
-    expect(reply.status).toBe(status);
-    expect(reply.body.errors.join(' ')).toMatch(pattern);
   }
 
   beforeAll(async () => {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import * as openpgp from 'openpgp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { split } from '../src/crypto/shamir.js';
-import { call, type InProcess, type Reply, startInProcess } from './support/service.js';
+import { call, expectError, type InProcess, type Reply, startInProcess } from './support/service.js';
 
 describe('rekey against SoftHSM2', () => {
   let kw: InProcess;
@@ -12,10 +12,6 @@ describe('rekey against SoftHSM2', () => {
 
   const status = async () => (await call(base, 'GET', 'sys/seal-status')).body;
   const unseal = (key: string) => call(base, 'PUT', 'sys/unseal', { body: { key } });
-  const expectError = (reply: Reply, pattern: RegExp) => {
-    expect(reply.status).toBe(400);
-    expect(reply.body.errors.join(' ')).toMatch(pattern);
-  };
 
   /** Runs a whole rekey with the given current shares and returns the completion body. */
   async function rekey(current: string[], n: number, t: number, extra: Record<string, unknown> = {}): Promise<any> {
@@ -59,7 +55,7 @@ describe('rekey against SoftHSM2', () => {
     expect((await call(base, 'PUT', 'sys/seal', { token: root })).status).toBe(204);
     for (let i = 0; i < 5; i += 2) {
       await unseal(shares[i]!);
-      expectError(await unseal(shares[(i + 1) % 5]!), /do not rebuild this cluster's root key/);
+      expectError(await unseal(shares[(i + 1) % 5]!), 400, /do not rebuild this cluster's root key/);
     }
     await unseal(done.keys[2]);
     await unseal(done.keys_base64[0]);
@@ -76,7 +72,7 @@ describe('rekey against SoftHSM2', () => {
     await dataIntact();
     const five = await rekey(one.keys, 5, 3);
     expect((await call(base, 'PUT', 'sys/seal', { token: root })).status).toBe(204);
-    expectError(await unseal(one.keys[0]), /decodes to 32 bytes.*33 bytes/);
+    expectError(await unseal(one.keys[0]), 400, /decodes to 32 bytes.*33 bytes/);
     for (const k of five.keys.slice(2)) await unseal(k);
     expect((await status()).sealed).toBe(false);
     await dataIntact();
@@ -85,30 +81,30 @@ describe('rekey against SoftHSM2', () => {
 
   it('answers every misuse with its own error and changes nothing', async () => {
     const before = await status();
-    expectError(await call(base, 'PUT', 'sys/rekey/update', { body: { key: shares[0], nonce: 'x' } }), /no rekey in progress/);
-    expectError(await call(base, 'PUT', 'sys/rekey/init', { body: { secret_shares: 3, secret_threshold: 4 } }), /threshold cannot be larger/);
-    expectError(await call(base, 'PUT', 'sys/rekey/init', { body: { secret_shares: 256, secret_threshold: 2 } }), /at most 255/);
-    expectError(await call(base, 'PUT', 'sys/rekey/init', { body: { secret_shares: 3, secret_threshold: 1 } }), /greater than one/);
-    expectError(await call(base, 'PUT', 'sys/rekey/init', { body: { secret_shares: 2, secret_threshold: 2, backup: true } }), /backup .* without providing PGP keys/);
-    expectError(await call(base, 'PUT', 'sys/rekey/init', { body: { secret_shares: 2, secret_threshold: 2, pgp_keys: ['a'] } }), /count mismatch/);
-    expectError(await call(base, 'PUT', 'sys/rekey/init', { body: { secret_shares: 'three', secret_threshold: 2 } }), /secret_shares.*integer/);
+    expectError(await call(base, 'PUT', 'sys/rekey/update', { body: { key: shares[0], nonce: 'x' } }), 400, /no rekey in progress/);
+    expectError(await call(base, 'PUT', 'sys/rekey/init', { body: { secret_shares: 3, secret_threshold: 4 } }), 400, /threshold cannot be larger/);
+    expectError(await call(base, 'PUT', 'sys/rekey/init', { body: { secret_shares: 256, secret_threshold: 2 } }), 400, /at most 255/);
+    expectError(await call(base, 'PUT', 'sys/rekey/init', { body: { secret_shares: 3, secret_threshold: 1 } }), 400, /greater than one/);
+    expectError(await call(base, 'PUT', 'sys/rekey/init', { body: { secret_shares: 2, secret_threshold: 2, backup: true } }), 400, /backup .* without providing PGP keys/);
+    expectError(await call(base, 'PUT', 'sys/rekey/init', { body: { secret_shares: 2, secret_threshold: 2, pgp_keys: ['a'] } }), 400, /count mismatch/);
+    expectError(await call(base, 'PUT', 'sys/rekey/init', { body: { secret_shares: 'three', secret_threshold: 2 } }), 400, /secret_shares.*integer/);
 
     const init = await call(base, 'PUT', 'sys/rekey/init', { body: { secret_shares: 3, secret_threshold: 2 } });
     const nonce = init.body.nonce;
     expect(init.body).toMatchObject({ started: true, t: 2, n: 3, progress: 0, required: 3 });
-    expectError(await call(base, 'PUT', 'sys/rekey/init', { body: { secret_shares: 3, secret_threshold: 2 } }), /rekey already in progress/);
-    expectError(await call(base, 'PUT', 'sys/rekey/update', { body: { key: shares[0], nonce: 'wrong' } }), /incorrect nonce/);
-    expectError(await call(base, 'PUT', 'sys/rekey/update', { body: { key: 'not a share!', nonce } }), /valid hex or base64/);
-    expectError(await call(base, 'PUT', 'sys/rekey/update', { body: { key: 'abcd', nonce } }), /decodes to 2 bytes/);
+    expectError(await call(base, 'PUT', 'sys/rekey/init', { body: { secret_shares: 3, secret_threshold: 2 } }), 400, /rekey already in progress/);
+    expectError(await call(base, 'PUT', 'sys/rekey/update', { body: { key: shares[0], nonce: 'wrong' } }), 400, /incorrect nonce/);
+    expectError(await call(base, 'PUT', 'sys/rekey/update', { body: { key: 'not a share!', nonce } }), 400, /valid hex or base64/);
+    expectError(await call(base, 'PUT', 'sys/rekey/update', { body: { key: 'abcd', nonce } }), 400, /decodes to 2 bytes/);
     expect((await call(base, 'PUT', 'sys/rekey/update', { body: { key: shares[0], nonce } })).body.progress).toBe(1);
-    expectError(await call(base, 'PUT', 'sys/rekey/update', { body: { key: shares[0], nonce } }), /already been provided/);
+    expectError(await call(base, 'PUT', 'sys/rekey/update', { body: { key: shares[0], nonce } }), 400, /already been provided/);
     expect((await call(base, 'GET', 'sys/rekey/init')).body).toMatchObject({ nonce, progress: 1 });
 
     // A wrong quorum: the attempt fails, progress resets, the rekey stays open with the same nonce.
     const xs = new Set(shares.map((s) => Buffer.from(s, 'hex')[32]));
     const foreign = split(randomBytes(32), 5, 3).filter((s) => !xs.has(s[32])).slice(0, 1)[0]!;
     await call(base, 'PUT', 'sys/rekey/update', { body: { key: shares[1], nonce } });
-    expectError(await call(base, 'PUT', 'sys/rekey/update', { body: { key: foreign.toString('hex'), nonce } }), /do not rebuild the current root key.*still open/);
+    expectError(await call(base, 'PUT', 'sys/rekey/update', { body: { key: foreign.toString('hex'), nonce } }), 400, /do not rebuild the current root key.*still open/);
     expect((await call(base, 'GET', 'sys/rekey/init')).body).toMatchObject({ nonce, started: true, progress: 0 });
 
     expect((await call(base, 'DELETE', 'sys/rekey/init')).status).toBe(204);
@@ -158,15 +154,15 @@ describe('rekey against SoftHSM2', () => {
     let vnonce: string = done.verification_nonce;
     expect((await status())).toMatchObject({ t: 2, n: 3 });
     expect((await call(base, 'GET', 'sys/rekey/verify')).body).toMatchObject({ nonce: vnonce, started: true, t: 2, n: 3, progress: 0 });
-    expectError(await call(base, 'PUT', 'sys/rekey/update', { body: { key: shares[0], nonce: done.nonce } }), /already completed/);
-    expectError(await call(base, 'PUT', 'sys/rekey/verify', { body: { key: done.keys[0], nonce: 'wrong' } }), /incorrect verification nonce/);
+    expectError(await call(base, 'PUT', 'sys/rekey/update', { body: { key: shares[0], nonce: done.nonce } }), 400, /already completed/);
+    expectError(await call(base, 'PUT', 'sys/rekey/verify', { body: { key: done.keys[0], nonce: 'wrong' } }), 400, /incorrect verification nonce/);
 
     // Two new shares, one of them from a different split: fails, with a fresh verification nonce.
     const xs = new Set((done.keys as string[]).map((s) => Buffer.from(s, 'hex')[32]));
     const wrong = split(randomBytes(32), 3, 2).find((s) => !xs.has(s[32]))!;
     await call(base, 'PUT', 'sys/rekey/verify', { body: { key: done.keys[0], nonce: vnonce } });
     const failed = await call(base, 'PUT', 'sys/rekey/verify', { body: { key: wrong.toString('hex'), nonce: vnonce } });
-    expectError(failed, /verification failed.*new verification nonce/);
+    expectError(failed, 400, /verification failed.*new verification nonce/);
     const fresh = (await call(base, 'GET', 'sys/rekey/verify')).body;
     expect(fresh.nonce).not.toBe(vnonce);
     expect(fresh.progress).toBe(0);
@@ -177,7 +173,7 @@ describe('rekey against SoftHSM2', () => {
     expect(verified.body).toEqual({ nonce: vnonce, complete: true });
     expect((await call(base, 'PUT', 'sys/seal', { token: root })).status).toBe(204);
     await unseal(shares[0]!);
-    expectError(await unseal(shares[1]!), /do not rebuild/);
+    expectError(await unseal(shares[1]!), 400, /do not rebuild/);
     await unseal(done.keys[2]);
     await unseal(done.keys[0]);
     expect((await status()).sealed).toBe(false);

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, initAndUnseal, type InProcess, type Reply, restartInProcess, startInProcess } from './support/service.js';
+import { call, expectError, initAndUnseal, type InProcess, restartInProcess, startInProcess } from './support/service.js';
 
 describe('rotate against SoftHSM2', () => {
   let kw: InProcess;
@@ -12,10 +12,6 @@ describe('rotate against SoftHSM2', () => {
   const term = async (): Promise<number> => (await call(base, 'GET', 'sys/key-status', { token: root })).body.term;
   const uuidOfSecret = () => kw.service.core.mounts.resolve('secret/x')!.uuid;
   const rawTermOf = async (path: string): Promise<number> => (await kw.service.storage.get(`logical/${uuidOfSecret()}/${path}`))!.readUInt32BE(0);
-  const expectError = (reply: Reply, status: number, pattern: RegExp) => {
-    expect(reply.status).toBe(status);
-    expect(reply.body.errors.join(' ')).toMatch(pattern);
-  };
 
   beforeAll(async () => {
     kw = await startInProcess('file', { rotationCheckMs: 50 }, { now });

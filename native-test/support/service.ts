@@ -1,4 +1,5 @@
 import { request } from 'node:http';
+import { expect } from 'vitest';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,6 +49,12 @@ export async function initAndUnseal(base: string, shares = 3, threshold = 2): Pr
 export interface Reply {
   status: number;
   body: any;
+}
+
+/** Asserts a Vault-style error reply: the status, and a message among `errors` matching `pattern`. */
+export function expectError(reply: Reply, status: number, pattern: RegExp): void {
+  expect(reply.status).toBe(status);
+  expect(reply.body.errors.join(' ')).toMatch(pattern);
 }
 
 /** One HTTP call against a running server, returning status and parsed body. */
