@@ -2,9 +2,8 @@ import { mkdtemp, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { freePort, runCli, spawnServer, type ServerProcess, writeConfig } from './support/process.js';
+import { runCli, type ServerProcess, startServerProcess } from './support/process.js';
 import { call, initAndUnseal } from './support/service.js';
-import { freshToken } from './support/softhsm.js';
 
 describe('token, policy and login through the CLI', () => {
   let server: ServerProcess | undefined;
@@ -13,10 +12,9 @@ describe('token, policy and login through the CLI', () => {
   });
 
   it('writes a policy, creates a token with it, logs in with it, and revokes it', async () => {
-    const token = await freshToken();
-    const dir = await mkdtemp(join(tmpdir(), 'kw-acl-cli-'));
-    const port = await freePort();
-    server = await spawnServer(await writeConfig(dir, token, port), token, port);
+    const fresh = await startServerProcess();
+    server = fresh.server;
+    const dir = fresh.dir;
     const { root } = await initAndUnseal(server.url);
     await call(server.url, 'PUT', 'secret/app', { token: root, body: { v: 'readable' } });
     const home = await mkdtemp(join(tmpdir(), 'kw-home-'));

@@ -1,9 +1,5 @@
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { freePort, runCli, spawnServer, type ServerProcess, writeConfig } from './support/process.js';
-import { freshToken } from './support/softhsm.js';
+import { runCli, type ServerProcess, spawnServer, startServerProcess } from './support/process.js';
 
 describe('full lifecycle over the CLI', () => {
   let server: ServerProcess | undefined;
@@ -12,11 +8,9 @@ describe('full lifecycle over the CLI', () => {
   });
 
   it('init → unseal (argument and hidden prompt) → kv → seal → unseal with other shares → restart → data intact', async () => {
-    const token = await freshToken();
-    const dir = await mkdtemp(join(tmpdir(), 'kw-cli-'));
-    const port = await freePort();
-    const config = await writeConfig(dir, token, port);
-    server = await spawnServer(config, token, port);
+    const fresh = await startServerProcess();
+    server = fresh.server;
+    const { token, port, config } = fresh;
     const env: Record<string, string> = { KEYWARD_ADDR: server.url, KEYWARD_TOKEN: '', VAULT_ADDR: '', VAULT_TOKEN: '' };
 
     expect((await runCli(['operator', 'init', '-key-shares=abc'], env)).code).toBe(2);

@@ -2,9 +2,9 @@ import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { freePort, spawnServer, type ServerProcess, writeConfig } from './support/process.js';
+import { freePort, type ServerProcess, spawnServer, startServerProcess, writeConfig } from './support/process.js';
 import { call } from './support/service.js';
-import { freshToken, type TestToken } from './support/softhsm.js';
+import { type TestToken } from './support/softhsm.js';
 
 /** A stopped, initialized cluster with data in KV v1 and v2; each crash run works on a copy. */
 interface Cluster {
@@ -70,10 +70,7 @@ describe('crash consistency: kill -9 at every storage write of KV writes and rot
   const total: Record<string, number> = {};
 
   beforeAll(async () => {
-    const token = await freshToken();
-    const dir = await mkdtemp(join(tmpdir(), 'kw-walk-base-'));
-    const port = await freePort();
-    const server = await spawnServer(await writeConfig(dir, token, port), token, port);
+    const { server, token, dir } = await startServerProcess();
     const init = await call(server.url, 'PUT', 'sys/init', { body: { secret_shares: 5, secret_threshold: 3 } });
     await unseal(server.url, init.body.keys.slice(0, 3));
     const root = init.body.root_token;

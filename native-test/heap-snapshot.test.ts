@@ -1,11 +1,9 @@
-import { mkdtemp, readdir, readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { combine } from '../src/crypto/shamir.js';
-import { freePort, spawnServer, type ServerProcess, writeConfig } from './support/process.js';
+import { type ServerProcess, startServerProcess } from './support/process.js';
 import { call } from './support/service.js';
-import { freshToken } from './support/softhsm.js';
 
 async function waitForSnapshot(dir: string): Promise<string> {
   const deadline = Date.now() + 60_000;
@@ -32,11 +30,10 @@ describe('no copy of the root key in the server heap after unseal', () => {
   });
 
   it('searches a heap snapshot of the unsealed server for the root key rebuilt from the shares', async () => {
-    const token = await freshToken();
-    const dir = await mkdtemp(join(tmpdir(), 'kw-heap-'));
-    const port = await freePort();
-    const config = await writeConfig(dir, token, port);
-    server = await spawnServer(config, token, port, { NODE_OPTIONS: '--heapsnapshot-signal=SIGUSR2' }, dir);
+    // The snapshot is written to the server's working directory.
+    const fresh = await startServerProcess({ env: { NODE_OPTIONS: '--heapsnapshot-signal=SIGUSR2' }, runInDir: true });
+    server = fresh.server;
+    const dir = fresh.dir;
     const base = server.url;
 
     const init = await call(base, 'PUT', 'sys/init', { body: { secret_shares: 5, secret_threshold: 3 } });

@@ -1,10 +1,6 @@
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { freePort, spawnServer, type ServerProcess, writeConfig } from './support/process.js';
+import { type ServerProcess, spawnServer, startServerProcess } from './support/process.js';
 import { call } from './support/service.js';
-import { freshToken } from './support/softhsm.js';
 
 describe('full lifecycle over HTTP against a server process', () => {
   let server: ServerProcess | undefined;
@@ -13,11 +9,9 @@ describe('full lifecycle over HTTP against a server process', () => {
   });
 
   it('init 5/3 → unseal → kv → seal → 503 → unseal with other shares → restart → unseal → data intact', async () => {
-    const token = await freshToken();
-    const dir = await mkdtemp(join(tmpdir(), 'kw-life-'));
-    const port = await freePort();
-    const config = await writeConfig(dir, token, port);
-    server = await spawnServer(config, token, port);
+    const fresh = await startServerProcess();
+    server = fresh.server;
+    const { token, port, config } = fresh;
     const base = server.url;
 
     expect((await call(base, 'GET', 'sys/init')).body).toEqual({ initialized: false });

@@ -1,11 +1,9 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { freePort, ROOT, runCli, spawnServer, type ServerProcess, writeConfig } from './support/process.js';
+import { ROOT, runCli, type ServerProcess, startServerProcess } from './support/process.js';
 import { call } from './support/service.js';
-import { freshToken } from './support/softhsm.js';
 
 function bash(script: string, cwd: string, env: Record<string, string>): Promise<{ code: number; out: string }> {
   return new Promise((resolve, reject) => {
@@ -28,10 +26,9 @@ describe('operator rekey: the seed tutorial, as a shell script', () => {
   });
 
   it('runs the tutorial commands with vault replaced by keyward', async () => {
-    const token = await freshToken();
-    const dir = await mkdtemp(join(tmpdir(), 'kw-rekey-cli-'));
-    const port = await freePort();
-    server = await spawnServer(await writeConfig(dir, token, port), token, port);
+    const fresh = await startServerProcess();
+    server = fresh.server;
+    const dir = fresh.dir;
     const env = { KEYWARD_ADDR: server.url, VAULT_ADDR: '', KEYWARD_TOKEN: '', VAULT_TOKEN: '' };
     const init = await call(server.url, 'PUT', 'sys/init', { body: { secret_shares: 5, secret_threshold: 3 } });
     const keys: string[] = init.body.keys_base64;

@@ -2,9 +2,9 @@ import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { freePort, spawnServer, writeConfig } from './support/process.js';
+import { freePort, spawnServer, startServerProcess, writeConfig } from './support/process.js';
 import { call } from './support/service.js';
-import { freshToken, type TestToken } from './support/softhsm.js';
+import { type TestToken } from './support/softhsm.js';
 
 const VALUES = 5;
 
@@ -17,10 +17,7 @@ interface Baseline {
 
 /** An initialized, populated cluster on disk, stopped cleanly: each crash run starts from a copy. */
 async function baseline(): Promise<Baseline> {
-  const token = await freshToken();
-  const dir = await mkdtemp(join(tmpdir(), 'kw-crash-base-'));
-  const port = await freePort();
-  const server = await spawnServer(await writeConfig(dir, token, port), token, port);
+  const { server, token, dir } = await startServerProcess();
   const init = await call(server.url, 'PUT', 'sys/init', { body: { secret_shares: 5, secret_threshold: 3 } });
   for (const k of init.body.keys.slice(0, 3)) await call(server.url, 'PUT', 'sys/unseal', { body: { key: k } });
   for (let i = 0; i < VALUES; i++) {

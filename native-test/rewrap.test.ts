@@ -1,10 +1,8 @@
-import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { freePort, runCli, spawnServer, type ServerProcess, writeConfig } from './support/process.js';
+import { runCli, type ServerProcess, spawnServer, startServerProcess } from './support/process.js';
 import { call } from './support/service.js';
-import { freshToken } from './support/softhsm.js';
 
 // The acceptance figure is 100,000 entries (KEYWARD_TEST_REWRAP_ENTRIES=100000); CI runs fewer to stay in budget.
 const ENTRIES = Number(process.env.KEYWARD_TEST_REWRAP_ENTRIES ?? 20_000);
@@ -51,11 +49,9 @@ describe(`rewrap ${ENTRIES.toLocaleString('en-US')} entries, kill -9 midway, res
   });
 
   it('leaves no value under an old term, resumes after kill -9, prunes, and refuses a pruned term', async () => {
-    const token = await freshToken();
-    const dir = await mkdtemp(join(tmpdir(), 'kw-rewrap-'));
-    const port = await freePort();
-    const config = await writeConfig(dir, token, port);
-    server = await spawnServer(config, token, port);
+    const fresh = await startServerProcess();
+    server = fresh.server;
+    const { token, dir, port, config } = fresh;
     const base = server.url;
     const init = await call(base, 'PUT', 'sys/init', { body: { secret_shares: 1, secret_threshold: 1 } });
     const key = init.body.keys[0];

@@ -1,10 +1,8 @@
-import { mkdtemp, readdir, readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { freePort, runCli, spawnServer, type ServerProcess, writeConfig } from './support/process.js';
+import { runCli, type ServerProcess, spawnServer, startServerProcess } from './support/process.js';
 import { call } from './support/service.js';
-import { freshToken } from './support/softhsm.js';
 
 describe('rotation across process restarts, and encryption counts across kill -9', () => {
   let server: ServerProcess | undefined;
@@ -13,11 +11,9 @@ describe('rotation across process restarts, and encryption counts across kill -9
   });
 
   it('keeps terms, values and counts; the CLI rotates and reports', async () => {
-    const token = await freshToken();
-    const dir = await mkdtemp(join(tmpdir(), 'kw-rotate-'));
-    const port = await freePort();
-    const config = await writeConfig(dir, token, port, 'encryption_count_persist_interval = "300ms"\n');
-    server = await spawnServer(config, token, port);
+    const fresh = await startServerProcess({ configExtra: 'encryption_count_persist_interval = "300ms"\n' });
+    server = fresh.server;
+    const { token, dir, port, config } = fresh;
     const base = server.url;
     const init = await call(base, 'PUT', 'sys/init', { body: { secret_shares: 1, secret_threshold: 1 } });
     const key = init.body.keys[0];

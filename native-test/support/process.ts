@@ -1,8 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import type { TestToken } from './softhsm.js';
+import { freshToken, type TestToken } from './softhsm.js';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
 export const KEYWARD = join(ROOT, 'scripts', 'keyward');
@@ -92,6 +93,28 @@ export async function spawnServer(configFile: string, token: TestToken, port: nu
       await exited;
     },
   };
+}
+
+export interface FreshServer {
+  server: ServerProcess;
+  token: TestToken;
+  /** Holds the config file and the server's storage. */
+  dir: string;
+  config: string;
+  port: number;
+}
+
+/**
+ * A server process on a fresh SoftHSM2 token, file storage in a new temp dir and a free port.
+ * `configExtra` is prepended to the config; `runInDir` starts it with that dir as its cwd.
+ */
+export async function startServerProcess(opts: { configExtra?: string; env?: Record<string, string>; runInDir?: boolean } = {}): Promise<FreshServer> {
+  const token = await freshToken();
+  const dir = await mkdtemp(join(tmpdir(), 'kw-server-'));
+  const port = await freePort();
+  const config = await writeConfig(dir, token, port, opts.configExtra);
+  const server = await spawnServer(config, token, port, opts.env, opts.runInDir ? dir : ROOT);
+  return { server, token, dir, config, port };
 }
 
 export interface CliResult {
