@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import * as openpgp from 'openpgp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { split } from '../src/crypto/shamir.js';
-import { call, expectError, type InProcess, type Reply, startInProcess } from './support/service.js';
+import { call, expectError, initAndUnseal, type InProcess, type Reply, startInProcess } from './support/service.js';
 
 describe('rekey against SoftHSM2', () => {
   let kw: InProcess;
@@ -38,10 +38,7 @@ describe('rekey against SoftHSM2', () => {
   beforeAll(async () => {
     kw = await startInProcess('file');
     base = kw.service.url;
-    const init = await call(base, 'PUT', 'sys/init', { body: { secret_shares: 5, secret_threshold: 3 } });
-    root = init.body.root_token;
-    shares = init.body.keys;
-    for (const k of shares.slice(0, 3)) await unseal(k);
+    ({ keys: shares, root } = await initAndUnseal(base, 5, 3));
     await call(base, 'PUT', 'secret/kept', { token: root, body: { v: 'survives rekeys' } });
   });
   afterAll(() => kw.service.close());

@@ -2,7 +2,7 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runCli, type ServerProcess, spawnServer, startServerProcess } from './support/process.js';
-import { call } from './support/service.js';
+import { call, initAndUnseal } from './support/service.js';
 
 // The acceptance figure is 100,000 entries (KEYWARD_TEST_REWRAP_ENTRIES=100000); CI runs fewer to stay in budget.
 const ENTRIES = Number(process.env.KEYWARD_TEST_REWRAP_ENTRIES ?? 20_000);
@@ -53,11 +53,8 @@ describe(`rewrap ${ENTRIES.toLocaleString('en-US')} entries, kill -9 midway, res
     server = fresh.server;
     const { token, dir, port, config } = fresh;
     const base = server.url;
-    const init = await call(base, 'PUT', 'sys/init', { body: { secret_shares: 1, secret_threshold: 1 } });
-    const key = init.body.keys[0];
-    const root = init.body.root_token;
+    const { keys: [key], root } = await initAndUnseal(base, 1, 1);
     const unseal = async () => expect((await call(base, 'PUT', 'sys/unseal', { body: { key } })).body.sealed).toBe(false);
-    await unseal();
 
     await parallel(ENTRIES, 32, async (i) => {
       expect((await call(base, 'PUT', `secret/bulk/${i}`, { token: root, body: { i } })).status).toBe(204);

@@ -2,7 +2,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runCli, type ServerProcess, spawnServer, startServerProcess } from './support/process.js';
-import { call } from './support/service.js';
+import { call, initAndUnseal } from './support/service.js';
 
 describe('rotation across process restarts, and encryption counts across kill -9', () => {
   let server: ServerProcess | undefined;
@@ -15,13 +15,10 @@ describe('rotation across process restarts, and encryption counts across kill -9
     server = fresh.server;
     const { token, dir, port, config } = fresh;
     const base = server.url;
-    const init = await call(base, 'PUT', 'sys/init', { body: { secret_shares: 1, secret_threshold: 1 } });
-    const key = init.body.keys[0];
-    const root = init.body.root_token;
+    const { keys: [key], root } = await initAndUnseal(base, 1, 1);
     const env = { KEYWARD_ADDR: base, KEYWARD_TOKEN: root, VAULT_ADDR: '', VAULT_TOKEN: '' };
     const unseal = async () => expect((await call(base, 'PUT', 'sys/unseal', { body: { key } })).body.sealed).toBe(false);
     const keyStatus = async () => (await call(base, 'GET', 'sys/key-status', { token: root })).body;
-    await unseal();
 
     for (let t = 1; t <= 3; t++) {
       await call(base, 'PUT', `secret/t${t}`, { token: root, body: { t } });
