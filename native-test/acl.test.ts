@@ -106,6 +106,17 @@ describe('tokens and ACL policies', () => {
     expect((await call(base, 'PUT', 'sys/policy/root', { token: root, body: { policy: 'path "a" {}' } })).status).toBe(400);
     expect((await call(base, 'DELETE', 'sys/policy/default', { token: root })).status).toBe(400);
     expect((await call(base, 'PUT', 'sys/policy/nodoc', { token: root, body: {} })).body.errors[0]).toMatch(/missing policy document/);
+    // A policy change applies at once to tokens that already hold it.
+    await policy('changing', 'path "secret/a" {\n capabilities = ["read"]\n}\n');
+    const holder = (await tokenWith(['changing'])).token;
+    expect((await call(base, 'GET', 'secret/a', { token: holder })).status).toBe(200);
+    await policy('changing', 'path "secret/a" {\n capabilities = ["deny"]\n}\n');
+    expect((await call(base, 'GET', 'secret/a', { token: holder })).status).toBe(403);
+    await policy('changing', 'path "secret/a" {\n capabilities = ["read"]\n}\n');
+    expect((await call(base, 'GET', 'secret/a', { token: holder })).status).toBe(200);
+    expect((await call(base, 'DELETE', 'sys/policy/changing', { token: root })).status).toBe(204);
+    expect((await call(base, 'GET', 'secret/a', { token: holder })).status).toBe(403);
+
     const ro = (await tokenWith(['readonly'])).token;
     expect((await call(base, 'PUT', 'sys/policy/mine', { token: ro, body: { policy: 'path "a" {\n capabilities = ["read"]\n}\n' } })).status).toBe(403);
   });

@@ -26,6 +26,9 @@ path "sys/capabilities-self" {
 /** ACL policies kept through the barrier, with the built-in `root` (everything) and `default`. */
 export class PolicyStore {
   private readonly cache = new Map<string, Policy>();
+  /** Compiled ACLs by policy-name list: every non-root request needs one. Any policy change drops them all. */
+  private readonly acls = new Map<string, Acl>();
+  private changes = 0;
 
   constructor(private readonly barrier: SecurityBarrier) {}
 
@@ -50,20 +53,28 @@ export class PolicyStore {
     const n = normalizeName(name);
     if (n === 'root') throw new InvalidRequestError('cannot update the root policy');
     const policy = await parsePolicy(n, raw);
+    this.changed();
     await this.barrier.put(POLICY_PREFIX + n, Buffer.from(raw));
     this.cache.set(n, policy);
+    this.changed();
   }
 
   async delete(name: string): Promise<void> {
     const n = normalizeName(name);
     if (n === 'root' || n === 'default') throw new InvalidRequestError(`cannot delete the ${n} policy`);
+    this.changed();
     await this.barrier.delete(POLICY_PREFIX + n);
     this.cache.delete(n);
+    this.changed();
   }
 
   /** The ACL for a set of policy names; unknown names grant nothing (as in Vault). */
   async aclFor(names: readonly string[]): Promise<Acl> {
     if (names.includes('root')) return new Acl([], true);
+    const key = names.join('\u0000');
+    const cached = this.acls.get(key);
+    if (cached) return cached;
+    const before = this.changes;
     const policies: Policy[] = [];
     for (const name of names) {
       try {
@@ -72,11 +83,20 @@ export class PolicyStore {
         if (!(err instanceof NotFoundError)) throw err;
       }
     }
-    return new Acl(policies);
+    const acl = new Acl(policies);
+    // An ACL built while a policy changed may be stale: use it for this request, do not keep it.
+    if (this.changes === before && this.acls.size < 1000) this.acls.set(key, acl);
+    return acl;
   }
 
   clear(): void {
     this.cache.clear();
+    this.changed();
+  }
+
+  private changed(): void {
+    this.changes++;
+    this.acls.clear();
   }
 }
 
