@@ -2,29 +2,27 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { TokenBarrier, type BarrierOp } from '../barrier/barrier.js';
 import { BarrierView } from '../barrier/view.js';
-import { split } from '../crypto/shamir.js';
 import { IntegrityError } from '../pkcs11/errors.js';
 import type { Token } from '../pkcs11/token.js';
 import type { StorageBackend } from '../storage/backend.js';
 import { VERSION } from '../version.js';
-import { InvalidRequestError, NotInitializedError } from './errors.js';
+import { InvalidRequestError, NotInitializedError, PermissionDeniedError } from './errors.js';
 import { MountTable } from './mounts.js';
 import { Mutex } from '../locks/mutex.js';
 import { Metrics } from './metrics.js';
-import { encryptShares, readPublicKeys } from './pgp.js';
+import { readPublicKeys } from './pgp.js';
 import { AuditBroker } from './audit.js';
 import { RootGenerator } from './generate-root.js';
-import { rebuildKey } from './quorum.js';
+import { newRootKey, rebuildKey } from './quorum.js';
 import { Rekeyer } from './rekey.js';
 import { RewrapJob } from './rewrap.js';
 import { RotationScheduler, updateRotationConfig } from './rotation.js';
 import { LogicalRouter } from './router.js';
-import { parseSealConfig, SEAL_CONFIG_PATH, type SealConfig, shareLength, validateShareCounts } from './seal-config.js';
+import { parseSealConfig, SEAL_CONFIG_PATH, type SealConfig, shareLength, validatePgpKeyCount, validateShareCounts } from './seal-config.js';
 import { decodeShare, ShareCollector } from './shares.js';
 import { type TokenEntry, TokenStore } from './token-store.js';
 import { PolicyStore } from './policy-store.js';
 import type { Capability } from './policy.js';
-import { PermissionDeniedError } from './errors.js';
 
 const CLUSTER_PATH = 'core/cluster';
 
@@ -161,20 +159,10 @@ export class Core {
     return this.stateLock.run(async () => {
       if (await this.initialized()) throw new InvalidRequestError('Vault is already initialized');
       validateShareCounts(shares, threshold);
-      if (pgpKeys.length > 0 && pgpKeys.length !== shares) {
-        throw new InvalidRequestError(`count mismatch between number of provided PGP keys (${pgpKeys.length}) and number of shares (${shares})`);
-      }
+      validatePgpKeyCount(pgpKeys.length, shares);
       const publicKeys = await readPublicKeys(pgpKeys);
       this.token.ensureSealKey(this.opts.generateKey);
-
-      const rootBytes = this.token.random(32);
-      const plainKeys = shares === 1 ? [Buffer.from(rootBytes)] : split(rootBytes, shares, threshold);
-      const rootKey = this.token.importKey(rootBytes);
-      let keys = plainKeys;
-      if (publicKeys.length) {
-        keys = await encryptShares(plainKeys, publicKeys);
-        for (const k of plainKeys) k.fill(0);
-      }
+      const { rootKey, keys } = await newRootKey(this.token, shares, threshold, publicKeys);
       const root = TokenStore.initialRoot();
       const config: SealConfig = { type: 'shamir', secret_shares: shares, secret_threshold: threshold };
       const cluster: ClusterInfo = { cluster_name: `keyward-cluster-${randomUUID().slice(0, 8)}`, cluster_id: randomUUID() };

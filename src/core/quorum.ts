@@ -1,6 +1,8 @@
-import { combine, ShamirError } from '../crypto/shamir.js';
+import type * as openpgp from 'openpgp';
+import { combine, ShamirError, split } from '../crypto/shamir.js';
 import type { Token, TokenKey } from '../pkcs11/token.js';
 import { InvalidRequestError } from './errors.js';
+import { encryptShares } from './pgp.js';
 
 /**
  * Combines shares into a working key in the token (one share is the key itself) and zeroes them.
@@ -27,5 +29,30 @@ export function sharesRebuild(token: Token, shares: Buffer[], what: string, matc
     return matches(candidate);
   } finally {
     token.releaseKey(candidate);
+  }
+}
+
+/**
+ * A new root key from the token's RNG, imported into the token, and its shares (the key itself
+ * when there is one share). With PGP keys the shares come back encrypted and the plaintext ones
+ * are zeroed. Used by init and by rekey.
+ */
+export async function newRootKey(
+  token: Token,
+  shares: number,
+  threshold: number,
+  pgpKeys: readonly openpgp.PublicKey[],
+): Promise<{ rootKey: TokenKey; keys: Buffer[] }> {
+  const rootBytes = token.random(32);
+  const plain = shares === 1 ? [Buffer.from(rootBytes)] : split(rootBytes, shares, threshold);
+  const rootKey = token.importKey(rootBytes);
+  if (!pgpKeys.length) return { rootKey, keys: plain };
+  try {
+    return { rootKey, keys: await encryptShares(plain, pgpKeys) };
+  } catch (err) {
+    token.releaseKey(rootKey);
+    throw err;
+  } finally {
+    for (const s of plain) s.fill(0);
   }
 }

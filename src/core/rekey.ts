@@ -3,12 +3,11 @@ import type { Logger } from 'pino';
 import type * as openpgp from 'openpgp';
 import type { BarrierOp, TokenBarrier } from '../barrier/barrier.js';
 import { SealedError } from '../barrier/errors.js';
-import { split } from '../crypto/shamir.js';
 import type { Token, TokenKey } from '../pkcs11/token.js';
-import { sharesRebuild } from './quorum.js';
+import { newRootKey, sharesRebuild } from './quorum.js';
 import { InvalidRequestError, NotFoundError } from './errors.js';
-import { encryptShares, fingerprintOf, readPublicKeys } from './pgp.js';
-import { SEAL_CONFIG_PATH, type SealConfig, shareLength, validateShareCounts } from './seal-config.js';
+import { fingerprintOf, readPublicKeys } from './pgp.js';
+import { SEAL_CONFIG_PATH, type SealConfig, shareLength, validatePgpKeyCount, validateShareCounts } from './seal-config.js';
 import { decodeShare, ShareCollector } from './shares.js';
 
 export const REKEY_BACKUP_PATH = 'core/rekey-backup';
@@ -125,9 +124,7 @@ export class Rekeyer {
     await this.currentConfig();
     if (this.op) throw new InvalidRequestError(`rekey already in progress (nonce ${this.op.nonce}); cancel it first`);
     validateShareCounts(req.secretShares, req.secretThreshold);
-    if (req.pgpKeys.length > 0 && req.pgpKeys.length !== req.secretShares) {
-      throw new InvalidRequestError(`count mismatch between number of provided PGP keys (${req.pgpKeys.length}) and number of shares (${req.secretShares})`);
-    }
+    validatePgpKeyCount(req.pgpKeys.length, req.secretShares);
     if (req.backup && req.pgpKeys.length === 0) throw new InvalidRequestError('cannot request a backup of the new keys without providing PGP keys');
     const keys = await readPublicKeys(req.pgpKeys);
     this.op = new RekeyOperation(req, keys);
@@ -229,19 +226,7 @@ export class Rekeyer {
 
   private async makeNewRoot(op: RekeyOperation): Promise<RekeyResult> {
     const { secretShares: n, secretThreshold: t } = op.request;
-    const token = this.deps.token;
-    const rootBytes = token.random(32);
-    const shares = n === 1 ? [Buffer.from(rootBytes)] : split(rootBytes, n, t);
-    const rootKey = token.importKey(rootBytes);
-    let delivered: Buffer[];
-    try {
-      delivered = op.pgpKeys.length ? await encryptShares(shares, op.pgpKeys) : shares;
-    } catch (err) {
-      token.releaseKey(rootKey);
-      throw err;
-    } finally {
-      if (op.pgpKeys.length) for (const s of shares) s.fill(0);
-    }
+    const { rootKey, keys: delivered } = await newRootKey(this.deps.token, n, t, op.pgpKeys);
     const fingerprints = op.fingerprints;
     const backup: BackupRecord | undefined =
       op.request.backup && fingerprints

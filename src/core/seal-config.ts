@@ -18,6 +18,13 @@ export function validateShareCounts(shares: number, threshold: number): void {
   if (shares > 1 && threshold === 1) throw new InvalidRequestError('secret threshold must be greater than one for multiple shares');
 }
 
+/** With PGP keys, one key per share. */
+export function validatePgpKeyCount(pgpKeys: number, shares: number): void {
+  if (pgpKeys > 0 && pgpKeys !== shares) {
+    throw new InvalidRequestError(`count mismatch between number of provided PGP keys (${pgpKeys}) and number of shares (${shares})`);
+  }
+}
+
 export function parseSealConfig(raw: Buffer): SealConfig {
   const c = JSON.parse(raw.toString('utf8')) as SealConfig;
   if (c.type !== 'shamir') throw new Error(`unsupported seal type ${String(c.type)} in ${SEAL_CONFIG_PATH}`);
