@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { ServerConfig } from './config/config.js';
@@ -31,7 +32,13 @@ export interface Service {
 export async function openStorage(config: ServerConfig['storage'], env: NodeJS.ProcessEnv = process.env): Promise<StorageBackend> {
   if (config.type === 'inmem') return new InmemBackend();
   if (config.type === 'postgresql') {
-    return PostgresBackend.open({ connectionUrl: config.connectionUrl, table: config.table!, maxConnections: config.maxParallel!, retryForMs: 5000 });
+    return PostgresBackend.open({
+      connectionUrl: config.connectionUrl,
+      table: config.table!,
+      maxConnections: config.maxParallel!,
+      retryForMs: 5000,
+      haEnabled: config.ha !== undefined,
+    });
   }
   // Test-only: crash-consistency tests kill the process at a chosen write.
   const crashAt = env.KEYWARD_TEST_CRASH_AT_WRITE ? Number(env.KEYWARD_TEST_CRASH_AT_WRITE) : undefined;
@@ -55,6 +62,18 @@ export async function startService(config: ServerConfig, log: Logger, opts: Serv
   } catch (err) {
     log.warn({ err: (err as Error).message }, 'PKCS#11 token not reachable yet; requests that need it will answer 503 until it is');
   }
+  const haConfig = config.storage.ha;
+  if (haConfig && !storage.ha) throw new Error(`storage "${storage.type}" cannot elect a leader`);
+  // Names and addresses are filled in once the listener knows its port.
+  const ha = haConfig && {
+    storage: storage.ha!,
+    nodeId: '',
+    apiAddr: '',
+    clusterAddr: '',
+    lockTtlMs: haConfig.lockTtlMs,
+    upgradeGraceMs: haConfig.upgradeGraceMs,
+    pollMs: haConfig.upgradePollMs,
+  };
   const core = new Core({
     storage,
     token,
@@ -63,18 +82,25 @@ export async function startService(config: ServerConfig, log: Logger, opts: Serv
     countPersistMs: config.countPersistMs,
     rotationCheckMs: config.rotationCheckMs,
     now: opts.now,
+    ha,
   });
   const l = config.listener;
   const https = l.tlsDisable
     ? undefined
     : { cert: await readFile(l.tlsCertFile!), key: await readFile(l.tlsKeyFile!), minVersion: l.tlsMinVersion ?? ('TLSv1.2' as const) };
-  const app = buildHttpServer(core, { log, https, quorumRateLimit: opts.quorumRateLimit });
+  const app = buildHttpServer(core, { log, https, quorumRateLimit: opts.quorumRateLimit, standbyRequests: config.standbyRequests ?? 'forward' });
   const { host, port } = splitAddress(l.address);
   await app.listen({ host, port });
   const bound = app.server.address();
   const realPort = typeof bound === 'object' && bound ? bound.port : port;
   const url = `${https ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${realPort}`;
-  log.info({ url, storage: storage.type }, 'keyward listening');
+  core.nodeId = config.nodeId ?? `${hostname()}:${realPort}`;
+  if (ha) {
+    ha.nodeId = core.nodeId;
+    ha.apiAddr = config.apiAddr ?? url;
+    ha.clusterAddr = config.clusterAddr ?? ha.apiAddr;
+  }
+  log.info({ url, storage: storage.type, node: core.nodeId, ha: ha !== undefined }, 'keyward listening');
 
   let closing: Promise<void> | undefined;
   const close = () =>

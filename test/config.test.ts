@@ -43,6 +43,8 @@ describe('config', () => {
       listener: { address: '0.0.0.0:8200', tlsDisable: true, tlsCertFile: undefined, tlsKeyFile: undefined, tlsMinVersion: undefined },
       apiAddr: 'http://10.0.0.1:8200',
       clusterAddr: undefined,
+      nodeId: undefined,
+      standbyRequests: 'forward',
       logLevel: 'warn',
     });
   });
@@ -57,12 +59,19 @@ describe('config', () => {
     expect(c.seal).toMatchObject({ slot: 7, pin: 'from-env', keyLabel: 'keyward-seal', generateKey: false, lib: '/usr/lib/softhsm/libsofthsm2.so' });
   });
 
-  it('reads a postgresql storage block, refusing HA until it exists', async () => {
+  it('reads a postgresql storage block with its HA settings', async () => {
     const seal = { pkcs11: { token_label: 't', pin: 'p' } };
     const c = validateConfig({ storage: { postgresql: { connection_url: 'postgres://u@db/kw', table: 'kv', max_parallel: 4 } }, seal }, {});
     expect(c.storage).toEqual({ type: 'postgresql', connectionUrl: 'postgres://u@db/kw', table: 'kv', maxParallel: 4 });
     expect(validateConfig({ storage: { postgresql: {} }, seal }, { KEYWARD_PG_CONNECTION_URL: 'postgres://env/kw' }).storage.connectionUrl).toBe('postgres://env/kw');
-    expect(() => validateConfig({ storage: { postgresql: { ha_enabled: true } }, seal }, {})).toThrow(/storage\.postgresql\.ha_enabled: high availability .* not implemented yet/);
+    const ha = validateConfig({ storage: { postgresql: { ha_enabled: 'true', lock_ttl: '5s', upgrade_grace_period: '1m' } }, seal, node_id: 'n1' }, {});
+    expect(ha.storage.ha).toEqual({ lockTtlMs: 5000, upgradeGraceMs: 60_000, upgradePollMs: 10_000 });
+    expect(ha.nodeId).toBe('n1');
+    expect(ha.standbyRequests).toBe('forward');
+    expect(validateConfig({ storage: { postgresql: { ha_enabled: true } }, seal }, {}).storage.ha).toEqual({ lockTtlMs: 15_000, upgradeGraceMs: 120_000, upgradePollMs: 10_000 });
+    expect(() => validateConfig({ storage: { postgresql: { lock_ttl: '5s' } }, seal }, {})).toThrow(/storage\.postgresql\.ha_enabled: lock_ttl .* only apply with ha_enabled = true/);
+    expect(() => validateConfig({ storage: { postgresql: { ha_enabled: true, lock_ttl: '200ms' } }, seal }, {})).toThrow(/lock_ttl: must be at least 1s/);
+    expect(() => validateConfig({ storage: { postgresql: {} }, seal, standby_requests: 'drop' }, {})).toThrow(/standby_requests: must be "forward" or "redirect"/);
     expect(() => validateConfig({ storage: { postgresql: { table: 'x; drop' } }, seal }, {})).toThrow(/storage\.postgresql\.table/);
   });
 

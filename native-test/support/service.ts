@@ -49,6 +49,8 @@ export async function initAndUnseal(base: string, shares = 3, threshold = 2): Pr
 export interface Reply {
   status: number;
   body: any;
+  /** The X-Keyward-Node header: which node served the request. */
+  node?: string;
 }
 
 /** Asserts a Vault-style error reply: the status, and a message among `errors` matching `pattern`. */
@@ -68,7 +70,7 @@ export async function call(base: string, method: string, path: string, opts: { t
   }
   const res = await fetch(`${base}/v1/${path}`, { method, headers, body });
   const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : undefined };
+  return { status: res.status, body: text ? JSON.parse(text) : undefined, node: res.headers.get('x-keyward-node') ?? undefined };
 }
 
 /** A request whose path is sent exactly as given (fetch would normalize dot segments away). */

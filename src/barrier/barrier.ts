@@ -5,6 +5,7 @@ import type { Token, TokenKey } from '../pkcs11/token.js';
 import { SealedError, UnknownTermError } from './errors.js';
 import { installTimeNow } from './install-time.js';
 import { Keyring, type RotationConfig, type TermEntry } from './keyring.js';
+import { parseUpgrade, serializeUpgrade, UPGRADE_PREFIX, upgradeFromTerm, upgradePath } from './upgrade.js';
 import { BarrierView } from './view.js';
 
 export const KEYRING_PATH = 'core/keyring';
@@ -54,6 +55,8 @@ export class TokenBarrier implements SecurityBarrier {
   constructor(
     private readonly storage: StorageBackend,
     private readonly token: Token,
+    /** In a cluster, rotate also writes `core/upgrade/N` so standbys can follow without the root key. */
+    private readonly opts: { upgradeEntries?: boolean; now?: () => number } = {},
   ) {}
 
   get sealed(): boolean {
@@ -206,14 +209,22 @@ export class TokenBarrier implements SecurityBarrier {
     let key: TokenKey | undefined;
     let added: TermEntry | undefined;
     try {
-      await this.writeKeyring((k) => {
-        key = this.token.generateKey();
-        const next = k.addKey(key.blob, installTime);
-        this.termKeys.set(next.activeTerm, key);
-        this.counts.set(next.activeTerm, 0);
-        added = next.active;
-        return next;
-      });
+      await this.writeKeyring(
+        (k) => {
+          key = this.token.generateKey();
+          const next = k.addKey(key.blob, installTime);
+          this.termKeys.set(next.activeTerm, key);
+          this.counts.set(next.activeTerm, 0);
+          added = next.active;
+          return next;
+        },
+        (before) => {
+          if (!this.opts.upgradeEntries) return [];
+          const path = upgradePath(before.activeTerm);
+          const entry = serializeUpgrade({ next: added!, createdMs: (this.opts.now ?? Date.now)() });
+          return [{ kind: 'put', key: path, value: this.encryptWith(this.termKeys.get(before.activeTerm)!, before.activeTerm, path, entry) }];
+        },
+      );
     } catch (err) {
       if (added) {
         this.termKeys.delete(added.term);
@@ -240,10 +251,13 @@ export class TokenBarrier implements SecurityBarrier {
     }
   }
 
-  /** Every stored path that holds a barrier value under a keyring term (not the keyring itself, not bypass entries), sorted. */
+  /**
+   * Every stored path that holds a barrier value under a keyring term, sorted: not the keyring,
+   * not bypass entries, not upgrade entries (they must stay under their old term, and go by themselves).
+   */
   async valuePaths(): Promise<string[]> {
     const all = await new BarrierView(this, '').walk('');
-    return all.filter((path) => path !== KEYRING_PATH && !bypassesBarrier(path)).sort();
+    return all.filter((path) => path !== KEYRING_PATH && !bypassesBarrier(path) && !path.startsWith(UPGRADE_PREFIX)).sort();
   }
 
   /** How many stored values each term encrypts (reads every value's first four bytes). */
@@ -277,11 +291,104 @@ export class TokenBarrier implements SecurityBarrier {
     return this.writeKeyring((k) => k);
   }
 
-  private writeKeyring(change: (k: Keyring) => Keyring): Promise<void> {
+  /**
+   * Follows rotations made by another node: each `core/upgrade/N` from the active term on gives
+   * the next term's entry. A gap in the chain (this node missed the grace period) reloads the
+   * whole keyring with the root key instead. Returns the terms learnt.
+   */
+  async followUpgrades(): Promise<number[]> {
+    const learnt: number[] = [];
+    const froms = (await this.storage.list(UPGRADE_PREFIX))
+      .map(upgradeFromTerm)
+      .filter((t): t is number => t !== undefined)
+      .sort((a, b) => a - b);
+    for (const from of froms) {
+      const keyring = this.requireUnsealed();
+      if (from < keyring.activeTerm) continue;
+      if (from > keyring.activeTerm) return [...learnt, ...(await this.reloadKeyring())];
+      const path = upgradePath(from);
+      const raw = await this.storage.get(path);
+      if (!raw) break;
+      const { next } = parseUpgrade(this.decryptWith(this.termKeys.get(from)!, path, raw));
+      if (this.requireUnsealed().term(next.term)) continue;
+      this.termKeys.set(next.term, this.token.loadKey(next.wrapped));
+      this.counts.set(next.term, 0);
+      this.keyring = this.requireUnsealed().withTerm(next);
+      learnt.push(next.term);
+    }
+    return learnt;
+  }
+
+  /** Reads the stored keyring again with the root key (a node becoming active, or one that missed upgrades). Returns the terms learnt. */
+  async reloadKeyring(): Promise<number[]> {
+    this.requireUnsealed();
+    const stored = await this.storage.get(KEYRING_PATH);
+    if (!stored) throw new Error('keyring not found');
+    const keyring = Keyring.deserialize(this.decryptWith(this.rootKey!, KEYRING_PATH, stored));
+    const learnt: number[] = [];
+    for (const entry of keyring.terms) {
+      if (!this.termKeys.has(entry.term)) {
+        this.termKeys.set(entry.term, this.token.loadKey(entry.wrapped));
+        learnt.push(entry.term);
+      }
+      this.counts.set(entry.term, entry.encryptions);
+    }
+    for (const [term, key] of this.termKeys) {
+      if (keyring.term(term)) continue;
+      this.token.releaseKey(key);
+      this.termKeys.delete(term);
+      this.counts.delete(term);
+    }
+    this.keyring = keyring;
+    return learnt;
+  }
+
+  /**
+   * Follows a rekey made by another node: `core/root-key` holds the current root key (K-wrapped,
+   * barrier-encrypted). Compared inside the token; true when it changed and was taken up.
+   */
+  async followRootKey(): Promise<boolean> {
+    this.requireUnsealed();
+    const raw = await this.storage.get(ROOT_KEY_PATH);
+    if (!raw) return false;
+    const candidate = this.token.loadKey(this.decrypt(ROOT_KEY_PATH, raw));
+    if (this.token.sameKey(candidate, this.rootKey!)) {
+      this.token.releaseKey(candidate);
+      return false;
+    }
+    const old = this.rootKey!;
+    this.rootKey = candidate;
+    this.token.releaseKey(old);
+    return true;
+  }
+
+  /** Deletes upgrade entries older than the grace period (the active node's housekeeping). */
+  async pruneUpgrades(graceMs: number): Promise<number> {
+    const now = (this.opts.now ?? Date.now)();
+    let removed = 0;
+    for (const name of await this.storage.list(UPGRADE_PREFIX)) {
+      const from = upgradeFromTerm(name);
+      if (from === undefined) continue;
+      const path = upgradePath(from);
+      const raw = await this.storage.get(path);
+      const key = this.termKeys.get(from);
+      // An entry whose term was pruned can no longer be read by anyone: it goes too.
+      const created = raw && key ? parseUpgrade(this.decryptWith(key, path, raw)).createdMs : 0;
+      if (now - created < graceMs) continue;
+      await this.storage.delete(path);
+      removed++;
+    }
+    return removed;
+  }
+
+  private writeKeyring(change: (k: Keyring) => Keyring, extra: (before: Keyring) => StorageOp[] = () => []): Promise<void> {
     const write = this.keyringWrites.then(async () => {
-      const keyring = change(this.requireUnsealed().withCounts(this.counts));
+      const before = this.requireUnsealed();
+      const keyring = change(before.withCounts(this.counts));
       const value = this.encryptWith(this.rootKey!, ROOT_KEY_TERM, KEYRING_PATH, keyring.serialize());
-      await this.storage.put(KEYRING_PATH, value);
+      const ops = extra(before);
+      if (ops.length) await this.storage.transaction([{ kind: 'put', key: KEYRING_PATH, value }, ...ops]);
+      else await this.storage.put(KEYRING_PATH, value);
       this.keyring = keyring;
     });
     this.keyringWrites = write.catch(() => undefined);

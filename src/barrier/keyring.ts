@@ -55,6 +55,13 @@ export class Keyring {
     return new Keyring(entries, term, this.rotation);
   }
 
+  /** A keyring that also holds `entry` (learnt from an upgrade entry), active when it is the newest. */
+  withTerm(entry: TermEntry): Keyring {
+    const entries = new Map(this.entries);
+    entries.set(entry.term, entry);
+    return new Keyring(entries, Math.max(this.activeTerm, entry.term), this.rotation);
+  }
+
   /** A keyring without the given terms (never the active one). */
   withoutTerms(terms: readonly number[]): Keyring {
     if (terms.includes(this.activeTerm)) throw new Error(`cannot remove the active term ${this.activeTerm}`);

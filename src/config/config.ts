@@ -8,6 +8,12 @@ export interface StorageConfig {
   connectionUrl?: string;
   table?: string;
   maxParallel?: number;
+  /** postgresql: several nodes, one active (leader lease), the others standby. */
+  ha?: {
+    lockTtlMs: number;
+    upgradeGraceMs: number;
+    upgradePollMs: number;
+  };
 }
 
 export interface SealConfigBlock {
@@ -33,6 +39,10 @@ export interface ServerConfig {
   listener: ListenerConfig;
   apiAddr?: string;
   clusterAddr?: string;
+  /** Names this node in sys/leader and the X-Keyward-Node header (default host name and port). */
+  nodeId?: string;
+  /** What a standby does with requests it does not serve itself: forward them, or answer 307 to the active node. */
+  standbyRequests?: 'forward' | 'redirect';
   logLevel: string;
   /** How often automatic rotation is considered (ms). */
   rotationCheckMs?: number;

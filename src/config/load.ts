@@ -43,13 +43,19 @@ export function validateConfig(raw: unknown, env: NodeJS.ProcessEnv = process.en
     'disable_mlock',
     'rotation_check_interval',
     'encryption_count_persist_interval',
+    'node_id',
+    'standby_requests',
   ]);
+  const standbyRequests = optionalString(top.standby_requests, 'standby_requests') ?? 'forward';
+  if (standbyRequests !== 'forward' && standbyRequests !== 'redirect') throw new ConfigError('standby_requests', 'must be "forward" or "redirect"');
   return {
     storage: storageBlock(top.storage, env),
     seal: sealBlock(top.seal, env),
     listener: listenerBlock(top.listener),
     apiAddr: optionalString(top.api_addr, 'api_addr'),
     clusterAddr: optionalString(top.cluster_addr, 'cluster_addr'),
+    nodeId: optionalString(top.node_id, 'node_id'),
+    standbyRequests,
     logLevel: logLevel(top.log_level),
     rotationCheckMs: optionalDurationMs(top.rotation_check_interval, 'rotation_check_interval'),
     countPersistMs: optionalDurationMs(top.encryption_count_persist_interval, 'encryption_count_persist_interval'),
@@ -74,10 +80,18 @@ function storageBlock(v: unknown, env: NodeJS.ProcessEnv): StorageConfig {
   }
   if (type === 'postgresql') {
     const f = (name: string) => `storage.postgresql.${name}`;
-    allowOnly(body, 'storage.postgresql', ['connection_url', 'table', 'ha_enabled', 'max_parallel']);
-    if (bool(body.ha_enabled ?? false, f('ha_enabled'))) {
-      throw new ConfigError(f('ha_enabled'), 'high availability (leader election, standbys) is not implemented yet; run one node with ha_enabled = false');
+    allowOnly(body, 'storage.postgresql', ['connection_url', 'table', 'ha_enabled', 'max_parallel', 'lock_ttl', 'upgrade_grace_period', 'upgrade_poll_interval']);
+    const ha = bool(body.ha_enabled ?? false, f('ha_enabled'))
+      ? {
+          lockTtlMs: optionalDurationMs(body.lock_ttl, f('lock_ttl')) ?? 15_000,
+          upgradeGraceMs: optionalDurationMs(body.upgrade_grace_period, f('upgrade_grace_period')) ?? 120_000,
+          upgradePollMs: optionalDurationMs(body.upgrade_poll_interval, f('upgrade_poll_interval')) ?? 10_000,
+        }
+      : undefined;
+    if (!ha && (body.lock_ttl ?? body.upgrade_grace_period ?? body.upgrade_poll_interval) !== undefined) {
+      throw new ConfigError(f('ha_enabled'), 'lock_ttl and the upgrade settings only apply with ha_enabled = true');
     }
+    if (ha && ha.lockTtlMs < 1000) throw new ConfigError(f('lock_ttl'), 'must be at least 1s');
     const table = optionalString(body.table, f('table')) ?? 'keyward_kv_store';
     if (!/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(table)) throw new ConfigError(f('table'), 'must be a plain SQL identifier');
     return {
@@ -85,6 +99,7 @@ function storageBlock(v: unknown, env: NodeJS.ProcessEnv): StorageConfig {
       connectionUrl: optionalString(body.connection_url ?? env.KEYWARD_PG_CONNECTION_URL ?? env.VAULT_PG_CONNECTION_URL, f('connection_url')),
       table,
       maxParallel: body.max_parallel === undefined ? 10 : integer(body.max_parallel, f('max_parallel')) || 10,
+      ha,
     };
   }
   allowOnly(body, 'storage.file', ['path']);

@@ -4,7 +4,7 @@ import { pino, type Logger } from 'pino';
 import type { SecurityBarrier } from '../barrier/barrier.js';
 import { InvalidRequestError, NotFoundError } from './errors.js';
 
-const AUDIT_TABLE_PATH = 'core/audit';
+export const AUDIT_TABLE_PATH = 'core/audit';
 const AUDIT_SALT_PATH = 'core/audit-salt';
 
 export interface AuditDeviceConfig {

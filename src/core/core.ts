@@ -23,6 +23,11 @@ import { decodeShare, ShareCollector } from './shares.js';
 import { type TokenEntry, TokenStore } from './token-store.js';
 import { PolicyStore } from './policy-store.js';
 import type { Capability } from './policy.js';
+import { HaCoordinator, type HaDuties, type HaSettings, type LeaderStatus } from './ha.js';
+import { MOUNTS_PATH } from './mounts.js';
+import { UPGRADE_PREFIX } from '../barrier/upgrade.js';
+import { ROOT_KEY_PATH } from '../barrier/barrier.js';
+import { AUDIT_TABLE_PATH } from './audit.js';
 
 const CLUSTER_PATH = 'core/cluster';
 
@@ -41,6 +46,8 @@ export interface CoreOptions {
   /** Rewrap throttling: entries per second (0 = no limit) and entries in flight. */
   rewrapMaxRate?: number;
   rewrapConcurrency?: number;
+  /** Active/standby over a shared storage (PostgreSQL with ha_enabled). */
+  ha?: HaSettings;
 }
 
 export interface TermStatus {
@@ -92,6 +99,10 @@ export class Core {
   readonly rewrap: RewrapJob;
   readonly metrics = new Metrics();
   readonly audit: AuditBroker;
+  /** Names this node in the X-Keyward-Node header and sys/leader (set once the listener is up). */
+  nodeId = '';
+  /** Present in a cluster: this node's role and the leader lease. */
+  readonly ha: HaCoordinator | undefined;
   private readonly rotation: RotationScheduler;
   private readonly storage: StorageBackend;
   private readonly token: Token;
@@ -106,12 +117,18 @@ export class Core {
     this.storage = opts.storage;
     this.token = opts.token;
     this.log = opts.log;
-    this.barrier = new TokenBarrier(opts.storage, opts.token);
+    this.barrier = new TokenBarrier(opts.storage, opts.token, { upgradeEntries: opts.ha !== undefined, now: opts.now });
     this.tokens = new TokenStore(this.barrier, opts.now);
     this.policies = new PolicyStore(this.barrier);
     this.mounts = new MountTable(this.barrier);
     this.router = new LogicalRouter(this.barrier, this.mounts);
-    this.rekey = new Rekeyer({ barrier: this.barrier, token: this.token, sealConfig: () => this.sealConfig(), log: this.log });
+    this.rekey = new Rekeyer({
+      barrier: this.barrier,
+      token: this.token,
+      sealConfig: () => this.sealConfig(),
+      log: this.log,
+      persistOperation: opts.ha !== undefined,
+    });
     this.audit = new AuditBroker(this.barrier);
     this.generateRoot = new RootGenerator({
       barrier: this.barrier,
@@ -134,6 +151,25 @@ export class Core {
       concurrency: opts.rewrapConcurrency ?? 4,
       persistMs: 1000,
     });
+    this.ha = opts.ha && new HaCoordinator(opts.ha, this.haDuties(), this.log.child({ component: 'ha' }));
+  }
+
+  /** Whether this node serves writes: always outside a cluster, only when active in one. */
+  get isStandby(): boolean {
+    return this.ha?.isStandby ?? false;
+  }
+
+  async leaderStatus(): Promise<LeaderStatus> {
+    if (this.ha && !this.sealed) return this.ha.leaderStatus();
+    return {
+      ha_enabled: this.ha !== undefined,
+      is_self: false,
+      active_time: '0001-01-01T00:00:00Z',
+      leader_address: '',
+      leader_cluster_address: '',
+      performance_standby: false,
+      performance_standby_last_remote_wal: 0,
+    };
   }
 
   /** Runs a state change under the core's lock (rekey steps, mounts), so it cannot interleave with seal or unseal. */
@@ -224,14 +260,11 @@ export class Core {
     });
   }
 
-  seal(): Promise<void> {
+  async seal(): Promise<void> {
+    // Outside the state lock: stopping waits for an election step that may itself need the lock.
+    await this.ha?.stop();
     return this.stateLock.run(async () => {
-      if (this.countTimer) clearInterval(this.countTimer);
-      this.countTimer = undefined;
-      this.rotation.stop();
-      await this.rewrap.pause();
-      this.rekey.cancel();
-      this.generateRoot.cancel();
+      await this.stopActiveDuties();
       this.audit.clear();
       await this.barrier.seal();
       this.tokens.clear();
@@ -352,11 +385,76 @@ export class Core {
       throw err;
     }
     this.unsealNonce = '';
+    await this.audit.load();
+    if (this.ha) {
+      // A cluster node starts as a standby; the election decides whether it takes up the active duties.
+      this.ha.start();
+    } else {
+      await this.startActiveDuties();
+    }
+    this.log.info('unsealed');
+  }
+
+  /** What only the node that writes does: count persistence, automatic rotation, rewrap. */
+  private async startActiveDuties(): Promise<void> {
     this.startCountPersistence();
     this.rotation.start();
-    await this.audit.load();
     await this.rewrap.load();
-    this.log.info('unsealed');
+  }
+
+  private async stopActiveDuties(): Promise<void> {
+    if (this.countTimer) clearInterval(this.countTimer);
+    this.countTimer = undefined;
+    this.rotation.stop();
+    await this.rewrap.pause();
+    this.rekey.cancel();
+    this.generateRoot.cancel();
+  }
+
+  private haDuties(): HaDuties {
+    return {
+      becomeActive: () =>
+        this.stateLock.run(async () => {
+          if (this.sealed) throw new Error('sealed');
+          // Catch up with everything the previous active node did, then reload in full.
+          await this.barrier.followUpgrades();
+          await this.barrier.followRootKey();
+          await this.barrier.reloadKeyring();
+          await this.mounts.load();
+          this.router.prune();
+          this.policies.clear();
+          this.tokens.forgetEntries();
+          await this.audit.load();
+          await this.rekey.cancelOrphaned();
+          await this.barrier.pruneUpgrades(this.opts.ha!.upgradeGraceMs);
+          await this.startActiveDuties();
+        }),
+      becomeStandby: () => this.stateLock.run(() => this.stopActiveDuties()),
+      follow: (paths) =>
+        this.stateLock.run(async () => {
+          if (this.sealed) return;
+          const all = paths === 'all';
+          const any = (test: (p: string) => boolean) => all || [...paths].some(test);
+          if (any((p) => p.startsWith(UPGRADE_PREFIX))) {
+            const learnt = await this.barrier.followUpgrades();
+            if (learnt.length) this.log.info({ terms: learnt }, 'followed a rotation on the active node');
+          }
+          if (any((p) => p === ROOT_KEY_PATH) && (await this.barrier.followRootKey())) {
+            await this.barrier.reloadKeyring();
+            this.log.info('followed a rekey on the active node');
+          }
+          if (any((p) => p === MOUNTS_PATH)) {
+            await this.mounts.load();
+            this.router.prune();
+          }
+          if (any((p) => p.startsWith('sys/policy/'))) this.policies.clear();
+          if (any((p) => p.startsWith('sys/token/'))) this.tokens.forgetEntries();
+          if (!all && any((p) => p === AUDIT_TABLE_PATH)) await this.audit.load();
+        }),
+      housekeeping: async () => {
+        await this.barrier.pruneUpgrades(this.opts.ha!.upgradeGraceMs);
+      },
+    };
   }
 
   private startCountPersistence(): void {

@@ -11,6 +11,8 @@ import { SEAL_CONFIG_PATH, type SealConfig, shareLength, validatePgpKeyCount, va
 import { decodeShare, ShareCollector } from './shares.js';
 
 export const REKEY_BACKUP_PATH = 'core/rekey-backup';
+/** In a cluster, the rekey in progress on the active node, so a node taking over can report it cancelled. */
+export const REKEY_OPERATION_PATH = 'core/rekey-operation';
 
 export interface RekeyRequest {
   secretShares: number;
@@ -89,6 +91,8 @@ export interface RekeyDeps {
   token: Token;
   sealConfig(): Promise<SealConfig | undefined>;
   log: Logger;
+  /** Record the operation in storage (clusters: the active node may change while it runs). */
+  persistOperation?: boolean;
 }
 
 /**
@@ -99,8 +103,24 @@ export interface RekeyDeps {
  */
 export class Rekeyer {
   private op: RekeyOperation | undefined;
+  /** Nonces of operations a failed active node left behind, reported as cancelled. */
+  private readonly orphaned = new Set<string>();
 
   constructor(private readonly deps: RekeyDeps) {}
+
+  /**
+   * On becoming active: a rekey recorded by a previous active node cannot go on (its progress
+   * and any new root key died with it), so it is removed and later calls with its nonce are told so.
+   */
+  async cancelOrphaned(): Promise<string | undefined> {
+    const raw = await this.deps.barrier.get(REKEY_OPERATION_PATH);
+    if (!raw) return undefined;
+    const { nonce } = JSON.parse(raw.toString('utf8')) as { nonce: string };
+    await this.deps.barrier.delete(REKEY_OPERATION_PATH);
+    this.orphaned.add(nonce);
+    this.deps.log.warn({ nonce }, 'rekey cancelled: the active node that ran it is gone; start a new rekey');
+    return nonce;
+  }
 
   async status(): Promise<RekeyStatus> {
     const current = await this.currentConfig();
@@ -127,7 +147,11 @@ export class Rekeyer {
     validatePgpKeyCount(req.pgpKeys.length, req.secretShares);
     if (req.backup && req.pgpKeys.length === 0) throw new InvalidRequestError('cannot request a backup of the new keys without providing PGP keys');
     const keys = await readPublicKeys(req.pgpKeys);
-    this.op = new RekeyOperation(req, keys);
+    const op = new RekeyOperation(req, keys);
+    if (this.deps.persistOperation) {
+      await this.deps.barrier.put(REKEY_OPERATION_PATH, Buffer.from(JSON.stringify({ nonce: op.nonce, started: new Date().toISOString() })));
+    }
+    this.op = op;
     this.deps.log.info({ nonce: this.op.nonce, shares: req.secretShares, threshold: req.secretThreshold }, 'rekey started');
     return this.status();
   }
@@ -142,6 +166,8 @@ export class Rekeyer {
       op.pending.shares.reset();
     }
     this.op = undefined;
+    // Best effort: if this node can no longer write, the next active node removes the record.
+    if (this.deps.persistOperation) this.deps.barrier.delete(REKEY_OPERATION_PATH).catch(() => undefined);
     this.deps.log.info({ nonce: op.nonce }, 'rekey canceled');
   }
 
@@ -266,6 +292,7 @@ export class Rekeyer {
   private async switchTo(op: RekeyOperation, pending: PendingSwitch): Promise<void> {
     const extra: BarrierOp[] = [{ kind: 'put', path: SEAL_CONFIG_PATH, value: Buffer.from(JSON.stringify(pending.config)) }];
     if (pending.backup) extra.push({ kind: 'put', path: REKEY_BACKUP_PATH, value: Buffer.from(JSON.stringify(pending.backup)) });
+    if (this.deps.persistOperation) extra.push({ kind: 'delete', path: REKEY_OPERATION_PATH });
     try {
       await this.deps.barrier.rekey(pending.rootKey, extra);
     } catch (err) {
@@ -285,6 +312,9 @@ export class Rekeyer {
 
   private requireOperation(nonce: unknown): RekeyOperation {
     const op = this.op;
+    if (!op && typeof nonce === 'string' && this.orphaned.has(nonce)) {
+      throw new InvalidRequestError(`rekey ${nonce} was cancelled: the active node running it failed over to this one; start a new rekey`);
+    }
     if (!op) throw new InvalidRequestError('no rekey in progress');
     if (typeof nonce !== 'string' || nonce === '') throw new InvalidRequestError("missing 'nonce': give the nonce of the rekey operation");
     if (nonce !== op.nonce) throw new InvalidRequestError('incorrect nonce');

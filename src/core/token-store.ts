@@ -54,7 +54,8 @@ export class TokenStore {
   private salt: Buffer | undefined;
   /**
    * Entries of unlimited-use tokens by hash, so a request need not read and decrypt its token.
-   * This process is the only writer: every change and revocation here updates or drops the entry.
+   * On the node that writes, every change and revocation here updates or drops the entry; a
+   * standby drops them all when the active node reports a token change.
    */
   private readonly cache = new Map<string, TokenEntry>();
   /** Bumped by every change, so a read that raced a revocation is never cached. */
@@ -211,6 +212,12 @@ export class TokenStore {
   /** The keyed hash an auditor can search for (the same HMAC the store keys tokens by). */
   async hashOf(token: string): Promise<string> {
     return hmac(await this.loadSalt(), token);
+  }
+
+  /** Forgets cached entries (a standby, when another node changed tokens). */
+  forgetEntries(): void {
+    this.changes++;
+    this.cache.clear();
   }
 
   /** Forgets the cached salt and entries (on seal). */

@@ -48,7 +48,7 @@ export function registerAudit(app: FastifyInstance, core: Core): void {
   });
 
   app.addHook('onSend', async (req, reply, payload) => {
-    if (!core.audit.enabled) return payload;
+    if (!core.audit.enabled || req.forwarded) return payload;
     let data: unknown = null;
     if (typeof payload === 'string' && payload) {
       try {

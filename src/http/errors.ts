@@ -3,7 +3,7 @@ import { AuditFailedError } from '../core/audit.js';
 import { InvalidRequestError, NotFoundError, NotInitializedError, PermissionDeniedError } from '../core/errors.js';
 import { ShamirError } from '../crypto/shamir.js';
 import { IntegrityError, TokenError, TokenUnavailableError } from '../pkcs11/errors.js';
-import { StorageKeyError, StorageUnavailableError } from '../storage/backend.js';
+import { NotActiveError, StorageKeyError, StorageUnavailableError } from '../storage/backend.js';
 
 /** An error raised by the HTTP layer itself, with the status to answer. */
 export class HttpError extends Error {
@@ -41,6 +41,7 @@ export function toErrorReply(err: unknown): ErrorReply {
   if (e instanceof PermissionDeniedError) return client(403, e.message);
   if (e instanceof NotFoundError) return client(404, e.message || undefined);
   if (e instanceof SealedError) return client(503, e.message);
+  if (e instanceof NotActiveError) return client(503, `${e.message}; retry`);
   if (e instanceof TokenUnavailableError || e instanceof StorageUnavailableError) return { status: 503, errors: [e.message], serverFault: true };
   if (e instanceof IntegrityError || e instanceof UnknownTermError || e instanceof AuditFailedError) {
     return { status: 500, errors: [e.message], serverFault: true };

@@ -16,6 +16,10 @@ import { rotateRoutes } from './routes/sys-rotate.js';
 import { policyRoutes } from './routes/sys-policy.js';
 import { auditRoutes } from './routes/sys-audit.js';
 import { sealRoutes } from './routes/sys-seal.js';
+import { haRoutes } from './routes/sys-ha.js';
+import { StandbyRouter } from './standby.js';
+import { UnknownTermError } from '../barrier/errors.js';
+import { NotActiveError } from '../storage/backend.js';
 
 export const BODY_LIMIT_BYTES = 1024 * 1024;
 
@@ -26,6 +30,8 @@ export interface HttpOptions {
   /** Per-client limit on the key-share endpoints: a burst, then so many per second. */
   quorumRateLimit?: { burst: number; perSecond: number };
   https?: { cert: Buffer; key: Buffer; minVersion?: 'TLSv1.2' | 'TLSv1.3' };
+  /** In a cluster: what a standby does with requests it does not serve itself. */
+  standbyRequests?: 'forward' | 'redirect';
 }
 
 /** The fastify app: Vault's /v1 API over a Core. */
@@ -80,6 +86,14 @@ export function buildHttpServer(core: Core, opts: HttpOptions): FastifyInstance 
     if (req.body === undefined && (req.method === 'PUT' || req.method === 'POST' || req.method === 'PATCH')) req.body = {};
   });
 
+  // Vault treats PUT and POST alike (its CLI writes with PUT): a route declared for POST takes both.
+  app.addHook('onRoute', (route) => {
+    if (route.method === 'POST') route.method = ['PUT', 'POST'];
+  });
+
+  const standby = new StandbyRouter(core, opts.standbyRequests ?? 'forward');
+  standby.register(app);
+
   const limiter = new ClientRateLimiter(opts.quorumRateLimit?.burst, opts.quorumRateLimit?.perSecond);
   app.addHook('onRequest', async (req, reply) => {
     if (req.is404) return;
@@ -96,6 +110,10 @@ export function buildHttpServer(core: Core, opts: HttpOptions): FastifyInstance 
   registerAudit(app, core);
 
   app.setErrorHandler((err, req, reply) => {
+    // A read this standby began but cannot finish (it needs a write, or a term not yet followed) goes to the active node.
+    if ((err instanceof NotActiveError || err instanceof UnknownTermError) && StandbyRouter.retryOnActive(core, req)) {
+      return standby.sendToActive(req, reply);
+    }
     const out = toErrorReply(err);
     if (out.serverFault) req.log.error({ err, reqId: req.id }, 'request failed');
     return reply.code(out.status).send({ errors: out.errors });
@@ -106,6 +124,7 @@ export function buildHttpServer(core: Core, opts: HttpOptions): FastifyInstance 
   });
 
   app.register(sealRoutes, { core });
+  app.register(haRoutes, { core });
   app.register(mountRoutes, { core });
   app.register(rekeyRoutes, { core });
   app.register(generateRootRoutes, { core });

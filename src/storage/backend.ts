@@ -17,6 +17,56 @@ export interface StorageBackend {
   /** Replaces the value only if it still equals `expected`; false when it changed (or vanished) meanwhile. */
   compareAndSwap(key: string, expected: Buffer, next: Buffer): Promise<boolean>;
   close(): Promise<void>;
+  /** Present when the backend can elect a leader among several nodes (PostgreSQL with ha_enabled). */
+  readonly ha?: HaStorage;
+}
+
+/** Who holds the leader lease, as stored. `remainingMs` is measured by the storage's own clock. */
+export interface LeaderRecord {
+  /** This node's id plus a per-process instance id: a restarted node never inherits its old lease. */
+  holder: string;
+  nodeId: string;
+  address: string;
+  clusterAddress: string;
+  epoch: number;
+  acquiredAt: Date;
+  remainingMs: number;
+}
+
+export interface LeaseClaim {
+  holder: string;
+  nodeId: string;
+  address: string;
+  clusterAddress: string;
+}
+
+/**
+ * Which writes the backend lets through: all (not in a cluster, or sealed before init), none (a
+ * standby), or only those made while `holder` still holds lease `epoch` (checked in the same
+ * transaction as the write, so a paused old leader cannot write after losing the lease).
+ */
+export type WriteFence = { kind: 'open' } | { kind: 'refuse' } | { kind: 'lease'; holder: string; epoch: number };
+
+/** Leader election and change notification in the storage itself. */
+export interface HaStorage {
+  /** Takes the lease if it is free or expired; the new epoch, or undefined when another node holds it. */
+  acquire(claim: LeaseClaim, ttlMs: number): Promise<number | undefined>;
+  /** Extends the lease; false when it was lost (expired, or taken by another node). */
+  renew(holder: string, epoch: number, ttlMs: number): Promise<boolean>;
+  /** Gives the lease up at once (step-down, seal, shutdown). */
+  release(holder: string, epoch: number): Promise<void>;
+  leader(): Promise<LeaderRecord | undefined>;
+  setWriteFence(fence: WriteFence): void;
+  /**
+   * Calls `onChange(path)` for every committed change outside `logical/` (and "lease" when a lease
+   * is released), and `onResync()` whenever notifications may have been missed (reconnects).
+   */
+  watch(onChange: (path: string) => void, onResync: () => void): { close(): Promise<void> };
+}
+
+/** A write refused because this node is a standby, or no longer holds the leader lease. */
+export class NotActiveError extends Error {
+  override readonly name = 'NotActiveError';
 }
 
 /** A storage key that cannot name an entry (empty segment, `.`/`..`, control characters). */

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { childrenOf, type StorageBackend, type StorageOp, StorageUnavailableError, validateKey, validatePrefix } from './backend.js';
+import { childrenOf, NotActiveError, type StorageBackend, type StorageOp, StorageUnavailableError, validateKey, validatePrefix } from './backend.js';
+import { PostgresHa } from './postgresql-ha.js';
 
 export interface PostgresOptions {
   /** postgres://… ; when absent, the usual PG* environment variables apply. */
@@ -9,7 +10,11 @@ export interface PostgresOptions {
   maxConnections: number;
   /** How long transient connection failures are retried before a request fails (ms). */
   retryForMs: number;
+  /** Leader election, write fencing and change notification for several nodes. */
+  haEnabled?: boolean;
 }
+
+type Queryable = Pick<pg.Pool, 'query'>;
 
 // Connection-level failures worth retrying: refused or reset sockets, server shutting down or starting.
 const TRANSIENT_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', '57P01', '57P02', '57P03', '08000', '08001', '08003', '08006']);
@@ -26,6 +31,7 @@ function isTransient(err: unknown): boolean {
  */
 export class PostgresBackend implements StorageBackend {
   readonly type = 'postgresql';
+  readonly ha: PostgresHa | undefined;
   private readonly table: string;
 
   private constructor(
@@ -33,6 +39,7 @@ export class PostgresBackend implements StorageBackend {
     private readonly opts: PostgresOptions,
   ) {
     this.table = quoteIdentifier(opts.table);
+    this.ha = opts.haEnabled ? new PostgresHa(pool, opts.connectionUrl, opts.table, (fn) => this.retry(fn)) : undefined;
   }
 
   static async open(opts: PostgresOptions): Promise<PostgresBackend> {
@@ -40,9 +47,25 @@ export class PostgresBackend implements StorageBackend {
     // An idle client losing its connection must not crash the process; the next query reconnects.
     pool.on('error', () => undefined);
     const backend = new PostgresBackend(pool, opts);
-    await backend.retry(() =>
-      pool.query(`CREATE TABLE IF NOT EXISTS ${backend.table} (path TEXT COLLATE "C" PRIMARY KEY, value BYTEA NOT NULL)`),
-    );
+    const ddl = [
+      `CREATE TABLE IF NOT EXISTS ${backend.table} (path TEXT COLLATE "C" PRIMARY KEY, value BYTEA NOT NULL)`,
+      ...(backend.ha?.schema(backend.table, opts.table) ?? []),
+    ];
+    // Several nodes may start at once: the advisory lock keeps their DDL from racing.
+    await backend.retry(async () => {
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`keyward schema ${opts.table}`]);
+        for (const statement of ddl) await client.query(statement);
+        await client.query('COMMIT');
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      } finally {
+        client.release();
+      }
+    });
     return backend;
   }
 
@@ -54,12 +77,12 @@ export class PostgresBackend implements StorageBackend {
 
   async put(key: string, value: Buffer): Promise<void> {
     validateKey(key);
-    await this.retry(() => this.pool.query(this.upsertSql(), [key, value]));
+    await this.write(false, (q) => q.query(this.upsertSql(), [key, value]));
   }
 
   async delete(key: string): Promise<void> {
     validateKey(key);
-    await this.retry(() => this.pool.query(`DELETE FROM ${this.table} WHERE path = $1`, [key]));
+    await this.write(false, (q) => q.query(`DELETE FROM ${this.table} WHERE path = $1`, [key]));
   }
 
   async list(prefix: string): Promise<string[]> {
@@ -75,15 +98,43 @@ export class PostgresBackend implements StorageBackend {
 
   async transaction(ops: readonly StorageOp[]): Promise<void> {
     for (const op of ops) validateKey(op.key);
-    await this.retry(async () => {
+    await this.write(true, async (q) => {
+      for (const op of ops) {
+        if (op.kind === 'put') await q.query(this.upsertSql(), [op.key, op.value]);
+        else await q.query(`DELETE FROM ${this.table} WHERE path = $1`, [op.key]);
+      }
+    });
+  }
+
+  async compareAndSwap(key: string, expected: Buffer, next: Buffer): Promise<boolean> {
+    validateKey(key);
+    const r = await this.write(false, (q) => q.query(`UPDATE ${this.table} SET value = $3 WHERE path = $1 AND value = $2`, [key, expected, next]));
+    return r.rowCount === 1;
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+
+  /**
+   * Runs a write: as one statement when it needs neither atomicity nor a fence, else in a
+   * transaction that first checks (and KEY SHARE locks) this node's lease.
+   */
+  private async write<T>(atomic: boolean, run: (q: Queryable) => Promise<T>): Promise<T> {
+    const fence = this.ha?.fence;
+    if (fence?.kind === 'refuse') throw new NotActiveError('this node is a standby; writes are made by the active node');
+    const check = this.ha?.fenceCheck();
+    if (!atomic && !check) return this.retry(() => run(this.pool));
+    return this.retry(async () => {
       const client = await this.pool.connect();
       try {
         await client.query('BEGIN');
-        for (const op of ops) {
-          if (op.kind === 'put') await client.query(this.upsertSql(), [op.key, op.value]);
-          else await client.query(`DELETE FROM ${this.table} WHERE path = $1`, [op.key]);
+        if (check && (await client.query(check.sql, check.params)).rowCount !== 1) {
+          throw new NotActiveError('this node no longer holds the leader lease; the write was not made');
         }
+        const result = await run(client);
         await client.query('COMMIT');
+        return result;
       } catch (err) {
         await client.query('ROLLBACK').catch(() => undefined);
         throw err;
@@ -91,16 +142,6 @@ export class PostgresBackend implements StorageBackend {
         client.release();
       }
     });
-  }
-
-  async compareAndSwap(key: string, expected: Buffer, next: Buffer): Promise<boolean> {
-    validateKey(key);
-    const r = await this.retry(() => this.pool.query(`UPDATE ${this.table} SET value = $3 WHERE path = $1 AND value = $2`, [key, expected, next]));
-    return r.rowCount === 1;
-  }
-
-  async close(): Promise<void> {
-    await this.pool.end();
   }
 
   private upsertSql(): string {

@@ -66,6 +66,7 @@ interface InitBody {
 
 interface HealthQuery {
   standbyok?: boolean;
+  perfstandbyok?: boolean;
   activecode?: number;
   standbycode?: number;
   sealedcode?: number;
@@ -77,12 +78,12 @@ export async function sealRoutes(app: FastifyInstance, opts: { core: Core }): Pr
   const { core } = opts;
   const write = ['PUT', 'POST'] as const;
 
-  app.get('/v1/sys/init', { config: { access: 'public' } }, async () => ({ initialized: await core.initialized() }));
+  app.get('/v1/sys/init', { config: { access: 'public', standby: 'serve' } }, async () => ({ initialized: await core.initialized() }));
 
   app.route<{ Body: InitBody }>({
     method: [...write],
     url: '/v1/sys/init',
-    config: { access: 'public' },
+    config: { access: 'public', standby: 'serve' },
     schema: {
       body: initBody,
       response: {
@@ -111,12 +112,12 @@ export async function sealRoutes(app: FastifyInstance, opts: { core: Core }): Pr
     },
   });
 
-  app.get('/v1/sys/seal-status', { config: { access: 'public' }, schema: { response: { 200: sealStatusSchema } } }, () => core.sealStatus());
+  app.get('/v1/sys/seal-status', { config: { access: 'public', standby: 'serve' }, schema: { response: { 200: sealStatusSchema } } }, () => core.sealStatus());
 
   app.route<{ Body: { key?: string; reset?: boolean } | undefined }>({
     method: [...write],
     url: '/v1/sys/unseal',
-    config: { access: 'public', quorum: true },
+    config: { access: 'public', quorum: true, standby: 'serve' },
     schema: { body: unsealBody, response: { 200: sealStatusSchema } },
     handler: (req) => core.unseal(req.body?.key, req.body?.reset === true),
   });
@@ -124,6 +125,7 @@ export async function sealRoutes(app: FastifyInstance, opts: { core: Core }): Pr
   app.route({
     method: [...write],
     url: '/v1/sys/seal',
+    config: { standby: 'serve' },
     handler: async (_req, reply) => {
       await core.seal();
       return reply.code(204).send();
@@ -133,11 +135,20 @@ export async function sealRoutes(app: FastifyInstance, opts: { core: Core }): Pr
   const health = async (req: FastifyRequest<{ Querystring: HealthQuery }>, reply: FastifyReply) => {
     const q = req.query;
     const status = await core.sealStatus();
-    const code = !status.initialized ? (q.uninitcode ?? 501) : status.sealed ? (q.sealedcode ?? 503) : (q.activecode ?? 200);
+    const standby = !status.sealed && core.isStandby;
+    const code = !status.initialized
+      ? (q.uninitcode ?? 501)
+      : status.sealed
+        ? (q.sealedcode ?? 503)
+        : standby
+          ? q.standbyok
+            ? (q.activecode ?? 200)
+            : (q.standbycode ?? 429)
+          : (q.activecode ?? 200);
     const body = {
       initialized: status.initialized,
       sealed: status.sealed,
-      standby: false,
+      standby,
       performance_standby: false,
       replication_performance_mode: 'disabled',
       replication_dr_mode: 'disabled',
@@ -147,5 +158,5 @@ export async function sealRoutes(app: FastifyInstance, opts: { core: Core }): Pr
     };
     return reply.code(code).send(req.method === 'HEAD' ? undefined : body);
   };
-  app.route({ method: ['GET', 'HEAD'], url: '/v1/sys/health', config: { access: 'public' }, schema: { querystring: healthQuery }, handler: health });
+  app.route({ method: ['GET', 'HEAD'], url: '/v1/sys/health', config: { access: 'public', standby: 'serve' }, schema: { querystring: healthQuery }, handler: health });
 }

@@ -1,0 +1,326 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { startTestCluster, type TestCluster } from './support/cluster.js';
+import { freePort } from './support/process.js';
+import { type PgCluster, pgStart, pgStop, startCluster as startPg } from './support/postgres.js';
+import { call, type Reply } from './support/service.js';
+
+// Three keyward processes, one PostgreSQL, one SoftHSM2 token directory. The lease TTL is short so
+// failovers fit in a test; production defaults to 15 s.
+const TTL_MS = 3000;
+
+let cluster: TestCluster | undefined;
+let pg: PgCluster | undefined;
+afterEach(async () => {
+  await cluster?.stopAll();
+  cluster = undefined;
+  if (pg) pgStop(pg);
+  pg = undefined;
+});
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs: number, everyMs = 25): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+/** Index of the node that says it is active, once exactly one of the running nodes does. */
+async function activeNode(c: TestCluster, among = c.nodes.map((_, i) => i), timeoutMs = TTL_MS * 3): Promise<number> {
+  return waitFor(
+    'one active node',
+    async () => {
+      const selves = await Promise.all(among.map(async (i) => ((await call(c.nodes[i]!.url, 'GET', 'sys/leader')).body.is_self ? i : -1)));
+      const active = selves.filter((i) => i >= 0);
+      return active.length === 1 ? active[0] : undefined;
+    },
+    timeoutMs,
+  );
+}
+
+async function initCluster(c: TestCluster, shares = 3, threshold = 2): Promise<{ keys: string[]; root: string }> {
+  const init = await call(c.nodes[0]!.url, 'PUT', 'sys/init', { body: { secret_shares: shares, secret_threshold: threshold } });
+  expect(init.status).toBe(200);
+  const keys = init.body.keys as string[];
+  for (let i = 0; i < c.nodes.length; i++) await c.unseal(i, keys.slice(0, threshold));
+  return { keys, root: init.body.root_token };
+}
+
+describe('HA: three nodes on PostgreSQL', () => {
+  it('elects one active node that every node names; standbys serve KV reads themselves and pass everything else on', async () => {
+    cluster = await startTestCluster({ pgUrl: inject('pgUrl'), size: 3, lockTtl: '3s' });
+    const c = cluster;
+    const { root } = await initCluster(c);
+    const active = await activeNode(c);
+    const leaders = await Promise.all(c.nodes.map((n) => call(n.url, 'GET', 'sys/leader')));
+    expect(new Set(leaders.map((l) => l.body.leader_address))).toEqual(new Set([c.nodes[active]!.url]));
+    expect(leaders.map((l) => l.body.is_self)).toEqual(c.nodes.map((_, i) => i === active));
+    expect(leaders.every((l) => l.body.ha_enabled)).toBe(true);
+
+    for (const [i, n] of c.nodes.entries()) {
+      const health = await call(n.url, 'GET', 'sys/health');
+      expect(health.status).toBe(i === active ? 200 : 429);
+      expect(health.body.standby).toBe(i !== active);
+      expect((await call(n.url, 'GET', 'sys/health?standbyok=true')).status).toBe(200);
+      expect((await call(n.url, 'GET', 'sys/health?standbycode=299')).status).toBe(i === active ? 200 : 299);
+    }
+
+    // A write sent to each node is made by the active node; the read is served by the node asked.
+    for (const [i, n] of c.nodes.entries()) {
+      const w = await call(n.url, 'PUT', `secret/from-${i}`, { token: root, body: { v: `${i}` } });
+      expect(w.status).toBe(204);
+      expect(w.node).toBe(c.nodes[active]!.id);
+      for (const reader of c.nodes) {
+        const r = await call(reader.url, 'GET', `secret/from-${i}`, { token: root });
+        expect(r.status).toBe(200);
+        expect(r.body.data).toEqual({ v: `${i}` });
+        expect(r.node).toBe(reader.id);
+      }
+    }
+    const standby = c.nodes.find((_, i) => i !== active)!;
+    const list = await call(standby.url, 'GET', 'secret?list=true', { token: root });
+    expect(list.body.data.keys).toEqual(['from-0', 'from-1', 'from-2']);
+    expect(list.node).toBe(standby.id);
+    // Token and policy changes made through a standby take effect on every node.
+    await call(standby.url, 'PUT', 'sys/policy/reader', { token: root, body: { policy: 'path "secret/*" { capabilities = ["read"] }' } });
+    const child = await call(standby.url, 'POST', 'auth/token/create', { token: root, body: { policies: ['reader'] } });
+    expect(child.status).toBe(200);
+    const childToken = child.body.auth.client_token as string;
+    expect((await call(standby.url, 'GET', 'secret/from-0', { token: childToken })).status).toBe(200);
+    expect((await call(standby.url, 'PUT', 'auth/token/revoke-self', { token: childToken })).status).toBe(204);
+    expect((await call(standby.url, 'GET', 'secret/from-0', { token: childToken })).status).toBe(403);
+
+    // Step-down (sent to a standby, so forwarded) hands the lease to another node.
+    const stepDown = await call(standby.url, 'PUT', 'sys/step-down', { token: root });
+    expect(stepDown.status).toBe(204);
+    const next = await activeNode(c);
+    expect(next).not.toBe(active);
+    expect((await call(c.nodes[next]!.url, 'GET', 'secret/from-1', { token: root })).body.data).toEqual({ v: '1' });
+  });
+
+  it('answers 307 to the active node when standbys are set to redirect', async () => {
+    cluster = await startTestCluster({ pgUrl: inject('pgUrl'), size: 2, lockTtl: '3s', extraConfig: 'standby_requests = "redirect"' });
+    const c = cluster;
+    const { root } = await initCluster(c);
+    const active = await activeNode(c);
+    const standby = c.nodes[1 - active]!;
+    const res = await fetch(`${standby.url}/v1/secret/x`, { method: 'PUT', headers: { 'X-Vault-Token': root }, body: '{"v":1}', redirect: 'manual' });
+    expect(res.status).toBe(307);
+    expect(res.headers.get('location')).toBe(`${c.nodes[active]!.url}/v1/secret/x`);
+    expect(res.headers.get('x-keyward-node')).toBe(standby.id);
+    expect((await call(c.nodes[active]!.url, 'GET', 'secret/x', { token: root })).status).toBe(404);
+  });
+
+  it('follows a rotation on every standby within a second, and a standby takes over within the lease TTL after kill -9', async () => {
+    cluster = await startTestCluster({ pgUrl: inject('pgUrl'), size: 3, lockTtl: '3s' });
+    const c = cluster;
+    const { root } = await initCluster(c);
+    const active = await activeNode(c);
+    const a = c.nodes[active]!;
+    const standbys = c.nodes.filter((_, i) => i !== active);
+    expect((await call(a.url, 'PUT', 'secret/term1', { token: root, body: { v: 'old' } })).status).toBe(204);
+
+    expect((await call(a.url, 'PUT', 'sys/rotate', { token: root })).status).toBe(204);
+    expect((await call(a.url, 'PUT', 'secret/term2', { token: root, body: { v: 'new' } })).status).toBe(204);
+    const written = Date.now();
+    for (const s of standbys) {
+      await waitFor(
+        `${s.id} to serve the term-2 value itself`,
+        async () => {
+          const r = await call(s.url, 'GET', 'secret/term2', { token: root });
+          return r.status === 200 && r.node === s.id && r.body.data.v === 'new' ? true : undefined;
+        },
+        1000,
+        10,
+      );
+    }
+    const pickup = Date.now() - written;
+    expect(pickup).toBeLessThan(1000);
+    expect((await call(standbys[0]!.url, 'GET', 'sys/key-status', { token: root })).body.term).toBe(2);
+
+    await a.server.kill();
+    const killed = Date.now();
+    const survivors = c.nodes.map((_, i) => i).filter((i) => i !== active);
+    const next = await activeNode(c, survivors, TTL_MS + 2000);
+    const takeover = Date.now() - killed;
+    expect(takeover).toBeLessThanOrEqual(TTL_MS + 300);
+    for (const i of survivors) {
+      for (const [path, v] of [
+        ['secret/term1', 'old'],
+        ['secret/term2', 'new'],
+      ]) {
+        const r = await call(c.nodes[i]!.url, 'GET', path!, { token: root });
+        expect(r.body.data).toEqual({ v });
+      }
+    }
+    const w = await call(c.nodes[next]!.url, 'PUT', 'secret/after', { token: root, body: { v: 'x' } });
+    expect(w.status).toBe(204);
+    expect((await call(c.nodes[next]!.url, 'GET', 'sys/key-status', { token: root })).body.term).toBe(2);
+    console.log(`rotate pickup on both standbys: ${pickup} ms; takeover after kill -9: ${takeover} ms (TTL ${TTL_MS} ms)`);
+  });
+
+  it('follows a rekey: standbys show the new t/n at once, the new shares unseal after failover, a rekey cut short by failover is reported cancelled', async () => {
+    cluster = await startTestCluster({ pgUrl: inject('pgUrl'), size: 3, lockTtl: '3s' });
+    const c = cluster;
+    const { keys: oldKeys, root } = await initCluster(c);
+    const active = await activeNode(c);
+    const standbys = c.nodes.filter((_, i) => i !== active);
+    await call(c.nodes[active]!.url, 'PUT', 'secret/kept', { token: root, body: { v: 'kept' } });
+
+    // Driven through a standby: every rekey call is forwarded to the active node.
+    const start = await call(standbys[0]!.url, 'PUT', 'sys/rekey/init', { body: { secret_shares: 5, secret_threshold: 3 } });
+    expect(start.status).toBe(200);
+    let done: Reply | undefined;
+    for (const key of oldKeys.slice(0, 2)) done = await call(standbys[0]!.url, 'PUT', 'sys/rekey/update', { body: { key, nonce: start.body.nonce } });
+    expect(done!.body.complete).toBe(true);
+    const newKeys = done!.body.keys as string[];
+    const switched = Date.now();
+    for (const s of standbys) {
+      await waitFor(
+        `${s.id} to show 3 of 5`,
+        async () => {
+          const st = (await call(s.url, 'GET', 'sys/seal-status')).body;
+          return st.t === 3 && st.n === 5 ? true : undefined;
+        },
+        1000,
+        10,
+      );
+    }
+    expect(Date.now() - switched).toBeLessThan(1000);
+
+    await c.nodes[active]!.server.kill();
+    const survivors = c.nodes.map((_, i) => i).filter((i) => i !== active);
+    const next = await activeNode(c, survivors);
+    // The new active node rebuilt its keyring under the new root key it followed.
+    expect((await call(c.nodes[next]!.url, 'PUT', 'secret/after-rekey', { token: root, body: { v: 'y' } })).status).toBe(204);
+    expect((await call(c.nodes[next]!.url, 'GET', 'secret/kept', { token: root })).body.data).toEqual({ v: 'kept' });
+
+    // The killed node comes back sealed: the old shares are refused, the new ones unseal it.
+    await c.start(active);
+    const restarted = c.nodes[active]!;
+    let refused: Reply | undefined;
+    for (const key of oldKeys) refused = await call(restarted.url, 'PUT', 'sys/unseal', { body: { key } });
+    expect(refused!.status).toBe(400);
+    expect(refused!.body.errors[0]).toMatch(/do not rebuild this cluster's root key/);
+    await c.unseal(active, newKeys.slice(0, 3));
+    expect((await call(restarted.url, 'GET', 'sys/seal-status')).body.sealed).toBe(false);
+    expect((await call(restarted.url, 'GET', 'secret/after-rekey', { token: root })).body.data).toEqual({ v: 'y' });
+
+    // A rekey in progress when its active node dies is reported cancelled by the next one.
+    const second = await call(c.nodes[next]!.url, 'PUT', 'sys/rekey/init', { body: { secret_shares: 3, secret_threshold: 2 } });
+    await call(c.nodes[next]!.url, 'PUT', 'sys/rekey/update', { body: { key: newKeys[0], nonce: second.body.nonce } });
+    await c.nodes[next]!.server.kill();
+    const third = await activeNode(
+      c,
+      c.nodes.map((_, i) => i).filter((i) => i !== next),
+    );
+    const status = await call(c.nodes[third]!.url, 'GET', 'sys/rekey/init');
+    expect(status.body.started).toBe(false);
+    const late = await call(c.nodes[third]!.url, 'PUT', 'sys/rekey/update', { body: { key: newKeys[1], nonce: second.body.nonce } });
+    expect(late.status).toBe(400);
+    expect(late.body.errors[0]).toMatch(/was cancelled: the active node running it failed over/);
+    expect((await call(c.nodes[third]!.url, 'GET', 'sys/seal-status')).body).toMatchObject({ t: 3, n: 5 });
+  });
+
+  it('loses no acknowledged write when the active node is killed under load, and never has two nodes acknowledge', async () => {
+    cluster = await startTestCluster({ pgUrl: inject('pgUrl'), size: 3, lockTtl: '3s' });
+    const c = cluster;
+    const { root } = await initCluster(c);
+    const active = await activeNode(c);
+    const entry = c.nodes[(active + 1) % 3]!;
+    const acks: Array<{ key: string; node: string; at: number }> = [];
+    let failures = 0;
+    let stop = false;
+    const writers = Array.from({ length: 4 }, async (_, w) => {
+      for (let i = 0; !stop; i++) {
+        const key = `load/w${w}-${i}`;
+        const r = await call(entry.url, 'PUT', `secret/${key}`, { token: root, body: { v: key } }).catch(() => undefined);
+        if (r?.status === 204) acks.push({ key, node: r.node!, at: Date.now() });
+        else {
+          failures++;
+          await sleep(20);
+        }
+      }
+    });
+    await sleep(1500);
+    const before = acks.length;
+    await c.nodes[active]!.server.kill();
+    const killed = Date.now();
+    const resumed = await waitFor('a write acknowledged after the kill', async () => acks.find((a) => a.at > killed && a.node !== c.nodes[active]!.id), TTL_MS * 3);
+    await sleep(1000);
+    stop = true;
+    await Promise.all(writers);
+
+    expect(before).toBeGreaterThan(20);
+    expect(resumed.at - killed).toBeLessThanOrEqual(TTL_MS + 1000);
+    // Acknowledgements come from the old active node, then only from the new one.
+    const nodes = acks.map((a) => a.node);
+    const switchAt = nodes.findIndex((n) => n !== c.nodes[active]!.id);
+    expect(new Set(nodes.slice(0, switchAt))).toEqual(new Set([c.nodes[active]!.id]));
+    expect(new Set(nodes.slice(switchAt)).size).toBe(1);
+    for (const a of acks) {
+      const r = await call(entry.url, 'GET', `secret/${a.key}`, { token: root });
+      expect(r.body?.data, a.key).toEqual({ v: a.key });
+    }
+    console.log(`failover under load: ${acks.length} writes acknowledged, ${failures} failed during the failover, first write on the new active ${resumed.at - killed} ms after kill -9`);
+  });
+
+  it('fences a paused active node: after another node takes the lease, the old one acknowledges nothing', async () => {
+    cluster = await startTestCluster({ pgUrl: inject('pgUrl'), size: 3, lockTtl: '3s' });
+    const c = cluster;
+    const { root } = await initCluster(c);
+    const active = await activeNode(c);
+    const old = c.nodes[active]!;
+    old.server.child.kill('SIGSTOP');
+    const others = c.nodes.map((_, i) => i).filter((i) => i !== active);
+    const next = await activeNode(c, others);
+    // Sent while the old node is frozen: it reads the request only after SIGCONT, still believing it is active.
+    const pending = call(old.url, 'PUT', 'secret/fenced', { token: root, body: { v: 'late' } });
+    await sleep(100);
+    old.server.child.kill('SIGCONT');
+    const reply = await pending;
+    if (reply.status === 204) expect(reply.node).toBe(c.nodes[next]!.id);
+    else expect(reply.status).toBe(503);
+    await waitFor('the old node to report the new leader', async () => ((await call(old.url, 'GET', 'sys/leader')).body.is_self === false ? true : undefined), 5000);
+    expect(await activeNode(c)).toBe(next);
+  });
+
+  it('answers 503 while PostgreSQL is down and loses nothing acknowledged across its restart', async () => {
+    pg = startPg(await freePort());
+    cluster = await startTestCluster({ pgUrl: pg.url, size: 2, lockTtl: '3s' });
+    const c = cluster;
+    const { root } = await initCluster(c);
+    const active = await activeNode(c);
+    const acks: string[] = [];
+    const statuses = new Map<number, number>();
+    let stop = false;
+    const writers = Array.from({ length: 3 }, async (_, w) => {
+      for (let i = 0; !stop; i++) {
+        const key = `pg/w${w}-${i}`;
+        const r = await call(c.nodes[active]!.url, 'PUT', `secret/${key}`, { token: root, body: { v: key } }).catch(() => undefined);
+        const status = r?.status ?? 0;
+        statuses.set(status, (statuses.get(status) ?? 0) + 1);
+        if (status === 204) acks.push(key);
+        else await sleep(50);
+      }
+    });
+    await sleep(1000);
+    pgStop(pg);
+    await sleep(4000);
+    const acksWhileDown = acks.length;
+    pgStart(pg);
+    const restarted = Date.now();
+    await waitFor('writes to succeed again', async () => (acks.length > acksWhileDown + 10 ? true : undefined), 20_000, 100);
+    const recovery = Date.now() - restarted;
+    stop = true;
+    await Promise.all(writers);
+
+    expect([...statuses.keys()].sort()).toEqual([204, 503]);
+    const reader = c.nodes[await activeNode(c)]!;
+    for (const key of acks) expect((await call(reader.url, 'GET', `secret/${key}`, { token: root })).body?.data, key).toEqual({ v: key });
+    console.log(`PostgreSQL restart: ${acks.length} acknowledged, statuses ${JSON.stringify(Object.fromEntries(statuses))}, writes back ${recovery} ms after restart`);
+  });
+});

@@ -1,0 +1,84 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { request } from 'undici';
+import type { Core } from '../core/core.js';
+import { HttpError } from './errors.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Answered by a standby itself (health, leader, seal state, unseal); the rest goes to the active node. */
+    standby?: 'serve';
+  }
+  interface FastifyRequest {
+    /** Answered by the active node on this standby's behalf: not audited here. */
+    forwarded?: boolean;
+  }
+}
+
+export const NODE_HEADER = 'x-keyward-node';
+const FORWARDED_BY = 'x-keyward-forwarded-by';
+// Hop-by-hop headers (RFC 9110 §7.6.1) and those the HTTP client or server sets itself.
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'host', 'content-length']);
+
+/** Whether a standby answers this request itself: its own routes, and KV reads (GET and list) from storage. */
+function servedByStandby(core: Core, req: FastifyRequest): boolean {
+  if (req.is404 || req.routeOptions.config.standby === 'serve') return true;
+  if (req.method !== 'GET' || req.routeOptions.url !== '/v1/*') return false;
+  const path = (req.params as { '*': string })['*'];
+  return !path.startsWith('sys/') && core.router.route(path)?.mount.type === 'kv';
+}
+
+/**
+ * A standby sends what it does not serve to the active node: forwarded (the reply, with the
+ * active node's X-Keyward-Node, comes back through this node) or as a 307 to its address.
+ */
+export class StandbyRouter {
+  constructor(
+    private readonly core: Core,
+    private readonly mode: 'forward' | 'redirect',
+  ) {}
+
+  register(app: FastifyInstance): void {
+    app.addHook('onRequest', async (req, reply) => {
+      if (!this.core.isStandby || servedByStandby(this.core, req)) return;
+      return this.sendToActive(req, reply);
+    });
+    app.addHook('onSend', async (_req, reply, payload) => {
+      if (!reply.hasHeader(NODE_HEADER)) reply.header(NODE_HEADER, this.core.nodeId);
+      return payload;
+    });
+  }
+
+  /** True for a failure a standby's own attempt may hit that the active node would not (a write, a term it has not learnt yet). */
+  static retryOnActive(core: Core, req: FastifyRequest): boolean {
+    return core.isStandby && req.method === 'GET' && !req.forwarded;
+  }
+
+  async sendToActive(req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    req.forwarded = true;
+    if (req.headers[FORWARDED_BY]) {
+      throw new HttpError(503, `request forwarded by ${String(req.headers[FORWARDED_BY])} reached a standby: the active node changed meanwhile; retry`);
+    }
+    const active = await this.core.ha!.activeAddress();
+    if (!active) throw new HttpError(503, 'no active node at the moment (an election is under way); retry shortly');
+    if (this.mode === 'redirect') return reply.code(307).header('Location', `${active}${req.url}`).send();
+
+    const headers: Record<string, string | string[]> = {};
+    for (const [name, value] of Object.entries(req.headers)) if (value !== undefined && !HOP_BY_HOP.has(name)) headers[name] = value;
+    headers[FORWARDED_BY] = this.core.nodeId;
+    headers['x-forwarded-for'] = req.ip;
+    const hasBody = req.method !== 'GET' && req.method !== 'HEAD' && (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined);
+    let res;
+    try {
+      res = await request(`${active}${req.url}`, {
+        method: req.method as 'GET',
+        headers,
+        body: hasBody && !req.body ? req.raw : undefined,
+      });
+    } catch (err) {
+      throw new HttpError(503, `the active node at ${active} did not answer (${(err as Error).message}); retry`);
+    }
+    const body = Buffer.from(await res.body.arrayBuffer());
+    for (const [name, value] of Object.entries(res.headers)) if (value !== undefined && !HOP_BY_HOP.has(name)) reply.header(name, value);
+    return reply.code(res.statusCode).send(body.length ? body : undefined);
+  }
+}
