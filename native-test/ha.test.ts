@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { startTestCluster, type TestCluster } from './support/cluster.js';
-import { freePort } from './support/process.js';
+import { freePort, runCli } from './support/process.js';
 import { type PgCluster, pgStart, pgStop, startCluster as startPg } from './support/postgres.js';
 import { call, type Reply } from './support/service.js';
 
@@ -93,9 +93,14 @@ describe('HA: three nodes on PostgreSQL', () => {
     expect((await call(standby.url, 'PUT', 'auth/token/revoke-self', { token: childToken })).status).toBe(204);
     expect((await call(standby.url, 'GET', 'secret/from-0', { token: childToken })).status).toBe(403);
 
-    // Step-down (sent to a standby, so forwarded) hands the lease to another node.
-    const stepDown = await call(standby.url, 'PUT', 'sys/step-down', { token: root });
-    expect(stepDown.status).toBe(204);
+    // The CLI's status shows the HA role; step-down (sent to a standby, so forwarded) hands the lease to another node.
+    const env = { KEYWARD_ADDR: standby.url, KEYWARD_TOKEN: root };
+    const status = await runCli(['status'], env);
+    expect(status.stdout).toMatch(/HA Enabled\s+true/);
+    expect(status.stdout).toMatch(/HA Mode\s+standby/);
+    expect(status.stdout).toContain(`Active Node Address    ${c.nodes[active]!.url}`);
+    const stepDown = await runCli(['operator', 'step-down'], env);
+    expect(stepDown.code, stepDown.stderr).toBe(0);
     const next = await activeNode(c);
     expect(next).not.toBe(active);
     expect((await call(c.nodes[next]!.url, 'GET', 'secret/from-1', { token: root })).body.data).toEqual({ v: '1' });

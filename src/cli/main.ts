@@ -12,12 +12,13 @@ import { operatorInitCommand } from './commands/operator-init.js';
 import { operatorRekeyCommand } from './commands/operator-rekey.js';
 import { operatorKeyStatusCommand, operatorRotateCommand } from './commands/operator-rotate.js';
 import { operatorSealCommand } from './commands/operator-seal.js';
+import { operatorStepDownCommand } from './commands/operator-step-down.js';
 import { operatorUnsealCommand } from './commands/operator-unseal.js';
 import { serverCommand } from './commands/server.js';
 import { statusCommand } from './commands/status.js';
 import { flagHelp, parseFlags, UsageError } from './flags.js';
 
-const COMMANDS: Command[] = [serverCommand, statusCommand, operatorInitCommand, operatorUnsealCommand, operatorSealCommand, operatorRekeyCommand, operatorRotateCommand, operatorKeyStatusCommand, operatorGenerateRootCommand, ...kvCommands, ...tokenCommands, ...policyCommands, ...auditCommands, loginCommand];
+const COMMANDS: Command[] = [serverCommand, statusCommand, operatorInitCommand, operatorUnsealCommand, operatorSealCommand, operatorStepDownCommand, operatorRekeyCommand, operatorRotateCommand, operatorKeyStatusCommand, operatorGenerateRootCommand, ...kvCommands, ...tokenCommands, ...policyCommands, ...auditCommands, loginCommand];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -2,7 +2,8 @@ import { ApiClient, CLIENT_FLAGS, outputFormat } from '../client.js';
 import type { Command } from '../command.js';
 import { json, table } from '../output.js';
 
-export function sealStatusRows(s: Record<string, unknown>): Array<[string, unknown]> {
+/** Vault's status table; `leader` (sys/leader) adds the HA rows. */
+export function sealStatusRows(s: Record<string, unknown>, leader?: Record<string, unknown>): Array<[string, unknown]> {
   const rows: Array<[string, unknown]> = [
     ['Seal Type', s.type],
     ['Initialized', s.initialized],
@@ -15,7 +16,11 @@ export function sealStatusRows(s: Record<string, unknown>): Array<[string, unkno
   }
   rows.push(['Version', s.version], ['Storage Type', s.storage_type]);
   if (s.cluster_name) rows.push(['Cluster Name', s.cluster_name], ['Cluster ID', s.cluster_id]);
-  rows.push(['HA Enabled', false]);
+  rows.push(['HA Enabled', leader?.ha_enabled === true]);
+  if (leader?.ha_enabled && !s.sealed) {
+    rows.push(['HA Mode', leader.is_self ? 'active' : 'standby'], ['Active Node Address', leader.leader_address || '<none>']);
+    if (leader.is_self) rows.push(['Active Since', leader.active_time]);
+  }
   return rows;
 }
 
@@ -27,9 +32,9 @@ export const statusCommand: Command = {
   async run({ flags }, io) {
     const format = outputFormat(flags, io.env);
     const client = ApiClient.fromFlags(flags, io.env);
-    const { body } = await client.request('GET', 'sys/seal-status');
-    const s = body ?? {};
-    io.out(format === 'json' ? json(s) : table(sealStatusRows(s)));
+    const s = (await client.request('GET', 'sys/seal-status')).body ?? {};
+    const leader = (await client.request('GET', 'sys/leader')).body ?? {};
+    io.out(format === 'json' ? json({ ...s, ...leader }) : table(sealStatusRows(s, leader)));
     return s.sealed ? 2 : 0;
   },
 };
