@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { BenchRow } from './result.js';
 
 const root = join(import.meta.dirname, '..');
-const BENCHES = ['barrier', 'rekey', 'rotate', 'http'];
+const BENCHES = ['barrier', 'rekey', 'rotate', 'http', 'ha'];
 
 function run(name: string): Promise<BenchRow[]> {
   return new Promise((resolve, reject) => {

@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { PostgresBackend } from '../src/storage/postgresql.js';
 import { StorageKeyError } from '../src/storage/backend.js';
-import { pgStart, pgStop } from './support/postgres.js';
+import { freePort } from './support/process.js';
+import { type PgCluster, pgStart, pgStop, startCluster } from './support/postgres.js';
 import { call, initAndUnseal, type InProcess, restartInProcess, startInProcess } from './support/service.js';
 
 const url = inject('pgUrl');
-const cluster = { url, dataDir: inject('pgDataDir'), port: inject('pgPort') };
 
 describe('PostgreSQL storage backend against a real server', () => {
   let db: PostgresBackend;
@@ -42,12 +42,18 @@ describe('PostgreSQL storage backend against a real server', () => {
   });
 });
 
-describe.skipIf(!cluster.dataDir)('keyward on PostgreSQL, through a server restart', () => {
+// Its own PostgreSQL server, since this test stops it (other test files share the global one).
+describe('keyward on PostgreSQL, through a server restart', () => {
   let kw: InProcess;
+  let cluster: PgCluster;
   beforeAll(async () => {
-    kw = await startInProcess('file', { storage: { type: 'postgresql', connectionUrl: url, table: 'kw_service', maxParallel: 4 } });
+    cluster = startCluster(await freePort());
+    kw = await startInProcess('file', { storage: { type: 'postgresql', connectionUrl: cluster.url, table: 'kw_service', maxParallel: 4 } });
   });
-  afterAll(() => kw.service.close());
+  afterAll(async () => {
+    await kw.service.close();
+    pgStop(cluster);
+  });
 
   it('keeps data across a keyward restart, answers 503 while PostgreSQL is down, and recovers', async () => {
     let base = kw.service.url;

@@ -3,7 +3,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, type ServerProcess, spawnServer } from './process.js';
-import { call } from './service.js';
+import { call } from './http.js';
 import { freshToken, type TestToken } from './softhsm.js';
 
 export interface ClusterNode {

@@ -4,11 +4,8 @@ import { type PgCluster, pgStop, startCluster } from './postgres.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
-    /** Connection URL of the PostgreSQL server the tests use. */
+    /** Connection URL of the PostgreSQL server the tests share (tests that stop a server start their own). */
     pgUrl: string;
-    /** The throwaway cluster's data directory and port ('' and 0 when KEYWARD_TEST_PG_URL names a server). */
-    pgDataDir: string;
-    pgPort: number;
   }
 }
 
@@ -27,13 +24,9 @@ export default async function setup(project: TestProject): Promise<() => void> {
   const given = process.env.KEYWARD_TEST_PG_URL;
   if (given) {
     project.provide('pgUrl', given);
-    project.provide('pgDataDir', '');
-    project.provide('pgPort', 0);
     return () => undefined;
   }
   const cluster: PgCluster = startCluster(await freePort());
   project.provide('pgUrl', cluster.url);
-  project.provide('pgDataDir', cluster.dataDir);
-  project.provide('pgPort', cluster.port);
   return () => pgStop(cluster);
 }

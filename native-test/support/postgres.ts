@@ -9,6 +9,8 @@ export interface PgCluster {
   url: string;
   dataDir: string;
   port: number;
+  /** fsync on (benchmarks); tests run with fsync off for speed. */
+  durable: boolean;
 }
 
 function binDir(): string {
@@ -23,19 +25,19 @@ function asOwner(cmd: string, args: string[]): void {
   else execFileSync(bin, args, { stdio: 'pipe' });
 }
 
-export function startCluster(port: number): PgCluster {
+export function startCluster(port: number, durable = false): PgCluster {
   const root = mkdtempSync(join(tmpdir(), 'keyward-pg-'));
   if (userInfo().uid === 0) execFileSync('chown', ['-R', 'postgres:postgres', root]);
   const dataDir = join(root, 'data');
   asOwner('initdb', ['-D', dataDir, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8']);
-  const cluster = { url: `postgres://postgres@127.0.0.1:${port}/postgres`, dataDir, port };
+  const cluster = { url: `postgres://postgres@127.0.0.1:${port}/postgres`, dataDir, port, durable };
   pgStart(cluster);
   return cluster;
 }
 
 export function pgStart(c: PgCluster): void {
   const socketDir = join(c.dataDir, '..');
-  asOwner('pg_ctl', ['-D', c.dataDir, '-w', '-l', join(socketDir, 'log'), '-o', `-p ${c.port} -k ${socketDir} -c listen_addresses=127.0.0.1 -c fsync=off`, 'start']);
+  asOwner('pg_ctl', ['-D', c.dataDir, '-w', '-l', join(socketDir, 'log'), '-o', `-p ${c.port} -k ${socketDir} -c listen_addresses=127.0.0.1${c.durable ? '' : ' -c fsync=off'}`, 'start']);
 }
 
 export function pgStop(c: PgCluster): void {

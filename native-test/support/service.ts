@@ -7,6 +7,9 @@ import { pino } from 'pino';
 import type { ServerConfig } from '../../src/config/config.js';
 import { type ServiceOptions, startService, type Service } from '../../src/service.js';
 import { freshToken, type TestToken } from './softhsm.js';
+import { call, type Reply } from './http.js';
+
+export { call, type Reply };
 
 export interface InProcess {
   service: Service;
@@ -46,31 +49,11 @@ export async function initAndUnseal(base: string, shares = 3, threshold = 2): Pr
   return { keys: init.body.keys, root: init.body.root_token };
 }
 
-export interface Reply {
-  status: number;
-  body: any;
-  /** The X-Keyward-Node header: which node served the request. */
-  node?: string;
-}
 
 /** Asserts a Vault-style error reply: the status, and a message among `errors` matching `pattern`. */
 export function expectError(reply: Reply, status: number, pattern: RegExp): void {
   expect(reply.status).toBe(status);
   expect(reply.body.errors.join(' ')).toMatch(pattern);
-}
-
-/** One HTTP call against a running server, returning status and parsed body. */
-export async function call(base: string, method: string, path: string, opts: { token?: string; body?: unknown; raw?: string; headers?: Record<string, string> } = {}): Promise<Reply> {
-  const headers: Record<string, string> = { ...opts.headers };
-  if (opts.token) headers['X-Vault-Token'] = opts.token;
-  let body: string | undefined = opts.raw;
-  if (opts.body !== undefined) {
-    body = JSON.stringify(opts.body);
-    headers['Content-Type'] = 'application/json';
-  }
-  const res = await fetch(`${base}/v1/${path}`, { method, headers, body });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : undefined, node: res.headers.get('x-keyward-node') ?? undefined };
 }
 
 /** A request whose path is sent exactly as given (fetch would normalize dot segments away). */
