@@ -65,9 +65,6 @@ Machine: ${cpu.length} × ${cpu[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 *
 Versions: Node ${process.version}, SoftHSM2 ${version('softhsm2-util', ['--version'])}, keyward ${JSON.parse(execFileSync('node', ['-p', `JSON.stringify(require('${root}/package.json').version)`], { encoding: 'utf8' }))}.
 
 ${table}
-
-Not yet measured here: standby pickup after rotate (needs HA, issue 5) and RSS after 1,000,000
-KV writes.
 `;
 await writeFile(join(root, 'docs', 'BENCHMARKS.md'), doc);
 console.log('wrote docs/BENCHMARKS.md');

@@ -21,6 +21,22 @@ listener "tcp" {
 
 log_level = "info"
 
+# Several nodes on one PostgreSQL database (docs/HA.md): replace the storage block above with
+#
+# storage "postgresql" {
+#   connection_url        = "postgres://keyward@db.internal/keyward"  # or KEYWARD_PG_CONNECTION_URL
+#   table                 = "keyward_kv_store"
+#   max_parallel          = 10
+#   ha_enabled            = "true"
+#   lock_ttl              = "15s"
+#   upgrade_grace_period  = "2m"
+#   upgrade_poll_interval = "10s"
+# }
+#
+# node_id          = "kw-1"                        # default: host name and port
+# api_addr         = "https://kw-1.internal:8200"  # how the others reach this node
+# standby_requests = "forward"                     # or "redirect" (307 to the active node)
+
 # How often automatic rotation is considered, and how often encryption counts are persisted.
 rotation_check_interval           = "10s"
 encryption_count_persist_interval = "5s"
