@@ -120,7 +120,7 @@ describe('HA: three nodes on PostgreSQL', () => {
   });
 
   it('follows a rotation on every standby within a second, and a standby takes over within the lease TTL after kill -9', async () => {
-    cluster = await startTestCluster({ pgUrl: inject('pgUrl'), size: 3, lockTtl: '3s' });
+    cluster = await startTestCluster({ pgUrl: inject('pgUrl'), size: 3, lockTtl: '3s', extraConfig: 'encryption_count_persist_interval = "200ms"' });
     const c = cluster;
     const { root } = await initCluster(c);
     const active = await activeNode(c);
@@ -146,6 +146,10 @@ describe('HA: three nodes on PostgreSQL', () => {
     expect(pickup).toBeLessThan(1000);
     expect((await call(standbys[0]!.url, 'GET', 'sys/key-status', { token: root })).body.term).toBe(2);
 
+    for (let i = 0; i < 10; i++) await call(a.url, 'PUT', `secret/count${i}`, { token: root, body: { i } });
+    const counted = (await call(a.url, 'GET', 'sys/key-status', { token: root })).body.encryptions as number;
+    await sleep(500);
+
     await a.server.kill();
     const killed = Date.now();
     const survivors = c.nodes.map((_, i) => i).filter((i) => i !== active);
@@ -163,7 +167,8 @@ describe('HA: three nodes on PostgreSQL', () => {
     }
     const w = await call(c.nodes[next]!.url, 'PUT', 'secret/after', { token: root, body: { v: 'x' } });
     expect(w.status).toBe(204);
-    expect((await call(c.nodes[next]!.url, 'GET', 'sys/key-status', { token: root })).body.term).toBe(2);
+    // The new active node continues from the persisted encryption counts (plus its own write).
+    expect((await call(c.nodes[next]!.url, 'GET', 'sys/key-status', { token: root })).body).toMatchObject({ term: 2, encryptions: counted + 1 });
     console.log(`rotate pickup on both standbys: ${pickup} ms; takeover after kill -9: ${takeover} ms (TTL ${TTL_MS} ms)`);
   });
 
