@@ -7,11 +7,11 @@ import { join } from 'node:path';
 import type { BenchRow } from './result.js';
 
 const root = join(import.meta.dirname, '..');
-const BENCHES = ['barrier', 'rekey', 'rotate', 'http', 'ha'];
+const BENCHES = ['barrier', 'rekey', 'rotate', 'http', 'ha', 'memory'];
 
 function run(name: string): Promise<BenchRow[]> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', `file://${root}/node_modules/tsx/dist/loader.mjs`, join(root, 'bench', `${name}.bench.ts`)], {
+    const child = spawn(process.execPath, ['--expose-gc', '--import', `file://${root}/node_modules/tsx/dist/loader.mjs`, join(root, 'bench', `${name}.bench.ts`)], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     const rows: BenchRow[] = [];
