@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -59,6 +59,18 @@ describe.each(backends)('%s backend', (_name, open) => {
   });
 });
 
+/** A journal slot as the file backend writes it: a 4-byte length, then the JSON record. */
+function slot(record: unknown): Buffer {
+  const json = Buffer.from(JSON.stringify(record));
+  const length = Buffer.alloc(4);
+  length.writeUInt32BE(json.length);
+  return Buffer.concat([length, json]);
+}
+
+function readSlot(raw: Buffer): { seq: number; ops: unknown[] } {
+  return JSON.parse(raw.subarray(4, 4 + raw.readUInt32BE(0)).toString('utf8'));
+}
+
 describe('file backend durability', () => {
   it('replays a journal left by a crash between journal write and apply', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'kw-journal-'));
@@ -69,19 +81,49 @@ describe('file backend durability', () => {
       { kind: 'put', key: 'core/keyring', value: Buffer.from('new keyring').toString('base64') },
       { kind: 'delete', key: 'keep' },
     ];
-    const sha256 = createHash('sha256').update(JSON.stringify(ops)).digest('hex');
-    await writeFile(join(dir, 'journal'), JSON.stringify({ ops, sha256 }));
+    const sha256 = createHash('sha256').update(JSON.stringify({ seq: 7, ops })).digest('hex');
+    await writeFile(join(dir, 'journal-1'), slot({ seq: 7, ops, sha256 }));
     const reopened = await FileBackend.open(dir);
     expect((await reopened.get('core/keyring'))?.toString()).toBe('new keyring');
     expect(await reopened.get('keep')).toBeUndefined();
-    expect(await readdir(dir)).not.toContain('journal');
+    // The next batch continues the sequence and replaces the journal.
+    await reopened.put('after', Buffer.from('x'));
+    expect(readSlot(await readFile(join(dir, 'journal-0'))).seq).toBe(8);
   });
 
-  it('refuses to start on a corrupt journal rather than guess', async () => {
+  it('ignores a torn journal: its batch was never applied nor acknowledged, and earlier batches are durable', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'kw-journal-'));
-    await (await FileBackend.open(dir)).close();
-    await writeFile(join(dir, 'journal'), '{"ops":[],"sha256":"0000"}');
-    await expect(FileBackend.open(dir)).rejects.toThrow(/journal .* is corrupt/);
+    const s = await FileBackend.open(dir);
+    await s.put('keep', Buffer.from('before'));
+    await s.put('keep', Buffer.from('after'));
+    // A crash while the third batch overwrites slot 1 (the first batch, already durable).
+    const second = await readFile(join(dir, 'journal-0'));
+    await writeFile(join(dir, 'journal-1'), second.subarray(0, second.length / 2));
+    const reopened = await FileBackend.open(dir);
+    expect((await reopened.get('keep'))?.toString()).toBe('after');
+  });
+
+  it('shares one journal among concurrent writers, keeps transactions whole and resolves compare-and-swap in order', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kw-group-'));
+    const s = await FileBackend.open(dir);
+    await s.put('c', Buffer.from('0'));
+    const results = await Promise.all([
+      s.transaction([
+        { kind: 'put', key: 't/a', value: Buffer.from('1') },
+        { kind: 'put', key: 't/b', value: Buffer.from('1') },
+      ]),
+      s.compareAndSwap('c', Buffer.from('0'), Buffer.from('1')),
+      s.compareAndSwap('c', Buffer.from('0'), Buffer.from('2')),
+      s.compareAndSwap('c', Buffer.from('1'), Buffer.from('3')),
+      ...Array.from({ length: 20 }, (_, i) => s.put(`p/${i}`, Buffer.from(String(i)))),
+    ]);
+    expect(results.slice(1, 4)).toEqual([true, false, true]);
+    expect((await s.get('c'))?.toString()).toBe('3');
+    expect(await s.list('p/')).toHaveLength(20);
+    const journal = readSlot(await readFile(join(dir, 'journal-0')));
+    // The put before went alone (batch 1); the 24 concurrent calls were committed as batch 2.
+    expect(journal.seq).toBe(2);
+    expect(journal.ops).toHaveLength(2 + 2 + 20);
   });
 
   it('leaves no temporary files behind', async () => {
