@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { type StorageBackend, type StorageOp, validateKey, validatePrefix } from './backend.js';
 import { fsyncPath } from './dir-sync.js';
+import { EntryCache } from './entry-cache.js';
 
 // Two journal slots, used in turn: a batch's entries are fsynced while the next batch's journal
 // is written to the other slot, so a slot is only overwritten once its batch is durable.
@@ -66,6 +67,8 @@ export class FileBackend implements StorageBackend {
   /** Set when a failure leaves entries behind their journal (apply or fsync failed): writes must stop. */
   private entriesAtRisk = false;
   private writes = 0;
+  /** Reads skip the open/read/close of hot entries; this process is the only writer, so it stays current. */
+  private readonly cache = new EntryCache(32 * 1024 * 1024);
 
   private constructor(
     private readonly root: string,
@@ -286,12 +289,17 @@ export class FileBackend implements StorageBackend {
   }
 
   private readEntry(key: string): Buffer | undefined {
+    const cached = this.cache.get(key);
+    if (cached !== undefined) return cached ?? undefined;
+    let value: Buffer | null;
     try {
-      return readFileSync(this.fileOf(key));
+      value = readFileSync(this.fileOf(key));
     } catch (err) {
-      if (isCode(err, 'ENOENT') || isCode(err, 'ENOTDIR')) return undefined;
-      throw err;
+      if (!isCode(err, 'ENOENT') && !isCode(err, 'ENOTDIR')) throw err;
+      value = null;
     }
+    this.cache.set(key, value);
+    return value ?? undefined;
   }
 
   private writeEntry(key: string, value: Buffer): void {
@@ -312,6 +320,7 @@ export class FileBackend implements StorageBackend {
     }
     this.unsyncedFiles.push(fd);
     this.unsyncedDirs.add(dir);
+    this.cache.set(key, value);
   }
 
   private removeEntry(key: string): void {
@@ -320,9 +329,11 @@ export class FileBackend implements StorageBackend {
     try {
       unlinkSync(file);
     } catch (err) {
-      if (isCode(err, 'ENOENT') || isCode(err, 'ENOTDIR')) return;
-      throw err;
+      if (!isCode(err, 'ENOENT') && !isCode(err, 'ENOTDIR')) throw err;
+      this.cache.set(key, null);
+      return;
     }
+    this.cache.set(key, null);
     let dir = dirname(file);
     this.unsyncedDirs.add(dir);
     // Remove folders the delete left empty, so lists stop showing them (as Vault's file backend does).
