@@ -6,7 +6,8 @@ describe('EntryCache', () => {
     const cache = new EntryCache(1600);
     for (const k of ['a', 'b', 'c']) cache.set(k, Buffer.alloc(99));
     expect(cache.get('a')?.length).toBe(99);
-    for (let i = 0; i < 14; i++) cache.set(`x${i}`, Buffer.alloc(98));
+    // Fifteen more 100-byte entries (key + value): 1,800 bytes, so the two oldest must go.
+    for (const k of 'defghijklmnopqr') cache.set(k, Buffer.alloc(99));
     // 'b' and 'c' were least recently used; 'a' was read, so it stays longer.
     expect(cache.get('b')).toBeUndefined();
     expect(cache.get('c')).toBeUndefined();
