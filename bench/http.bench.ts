@@ -64,7 +64,7 @@ try {
   await writeFile(join(dir, 'payload.json'), payload);
 
   start = performance.now();
-  const bare = spawn(process.execPath, ['--import', `file://${root}/node_modules/tsx/dist/loader.mjs`, join(root, 'bench/bare-server.ts'), String(barePort), join(dir, 'payload.json'), join(dir, 'bare-data')], { stdio: 'ignore' });
+  const bare = spawn(process.execPath, [join(root, 'bench/bare-server.mjs'), String(barePort), join(dir, 'payload.json'), join(dir, 'bare-data')], { stdio: 'ignore' });
   children.push(bare);
   await waitFor(`${bareUrl}/v1/kv/data/app`);
   const bareStart = performance.now() - start;

@@ -15,8 +15,8 @@ missing=()
 { [ -e /usr/lib/softhsm/libsofthsm2.so ] && command -v softhsm2-util >/dev/null; } || missing+=(softhsm2 opensc)
 command -v jq >/dev/null || missing+=(jq)
 command -v openssl >/dev/null || missing+=(openssl)
-# PostgreSQL server binaries for the HA tests' throwaway cluster (unless KEYWARD_TEST_PG_URL names a server).
-if [ -z "${KEYWARD_TEST_PG_URL:-}" ] && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then missing+=(postgresql); fi
+# PostgreSQL server binaries: the tests start throwaway clusters (the restart tests always their own).
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]} from Debian's packages" >&2
   as_root apt-get update -qq
@@ -30,4 +30,13 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "setup: installing npm packages" >&2
   npm ci --no-audit --no-fund --loglevel=error
   echo "$want" > "$stamp"
+fi
+
+# Compile src/ to dist/ when any source is newer than the last build: scripts/keyward then starts
+# in about two thirds of the time tsx needs (it falls back to tsx while dist/ is stale).
+if [ ! -f dist/.built ] || [ -n "$(find src package.json tsconfig.json tsconfig.build.json -newer dist/.built -print -quit)" ]; then
+  echo "setup: compiling src/ to dist/" >&2
+  rm -rf dist
+  npx tsc -p tsconfig.build.json
+  touch dist/.built
 fi

@@ -1,5 +1,8 @@
-import * as openpgp from 'openpgp';
+import type * as openpgp from 'openpgp';
 import { InvalidRequestError } from './errors.js';
+
+// openpgp is loaded on first use: most starts never touch PGP, and it adds about 60 ms to each.
+const load = () => import('openpgp');
 
 /**
  * Reads the public keys operators hand in (`pgp_keys`): Vault takes base64 of the binary key;
@@ -7,6 +10,8 @@ import { InvalidRequestError } from './errors.js';
  */
 export async function readPublicKeys(encoded: readonly string[]): Promise<openpgp.PublicKey[]> {
   const keys: openpgp.PublicKey[] = [];
+  if (!encoded.length) return keys;
+  const openpgp = await load();
   for (const [i, text] of encoded.entries()) {
     try {
       const trimmed = text.trim();
@@ -28,6 +33,7 @@ export function fingerprintOf(key: openpgp.PublicKey): string {
 /** Encrypts each share (as the hex text operators paste into unseal) to the key at the same position. */
 export async function encryptShares(shares: readonly Buffer[], keys: readonly openpgp.PublicKey[]): Promise<Buffer[]> {
   const out: Buffer[] = [];
+  const openpgp = await load();
   for (const [i, share] of shares.entries()) {
     const message = await openpgp.createMessage({ text: share.toString('hex') });
     const encrypted = await openpgp.encrypt({ message, encryptionKeys: keys[i]!, format: 'binary' });
