@@ -114,12 +114,13 @@ describe(`rewrap ${ENTRIES.toLocaleString('en-US')} entries, kill -9 midway, res
     });
     for (const [path, w] of acked) if (!path.startsWith('secret/bulk/')) expect((await call(base, 'GET', path, { token: root })).body.data).toEqual({ w });
 
-    // A value under the pruned term (here: the genuine old ciphertext put back on disk) is refused.
-    await writeFile(join(mountDir, 'bulk', '_1'), term1Value);
-    const forged = await call(base, 'GET', 'secret/bulk/1', { token: root });
+    // A value under the pruned term (here: the genuine old ciphertext put on disk at a path this
+    // server has not read, so its entry cache does not hide the file) is refused.
+    await writeFile(join(mountDir, 'bulk', '_planted'), term1Value);
+    const forged = await call(base, 'GET', 'secret/bulk/planted', { token: root });
     expect(forged.status).toBe(500);
     expect(forged.body.errors[0]).toMatch(/no decryption key available for term 1/);
-    await call(base, 'DELETE', 'secret/bulk/1', { token: root });
+    await call(base, 'DELETE', 'secret/bulk/planted', { token: root });
 
     // The CLI: rotate, rewrap with a progress bar, prune.
     const env = { KEYWARD_ADDR: base, KEYWARD_TOKEN: root, VAULT_ADDR: '', VAULT_TOKEN: '' };

@@ -40,6 +40,7 @@ describe('Vault-client compatibility: every implemented endpoint through node-va
     for (const key of init.keys.slice(0, 2)) await run('unseal', { key });
     vault.token = init.root_token;
     await run('health');
+    expect(await run('leader')).toMatchObject({ ha_enabled: false, is_self: false, leader_address: '' });
 
     await vault.write('secret/compat', { v: 1 });
     expect((await vault.read('secret/compat')).data).toEqual({ v: 1 });
