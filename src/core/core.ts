@@ -411,14 +411,32 @@ export class Core {
     this.generateRoot.cancel();
   }
 
+  /**
+   * Follows the active node's rotations (upgrade entries) and rekey (`core/root-key`). When the
+   * upgrade chain cannot be followed (a keyring already under a newer root key), the root key is
+   * taken up first and the keyring reloaded under it.
+   */
+  private async catchUpKeys(): Promise<void> {
+    let chainFailed = false;
+    try {
+      const learnt = await this.barrier.followUpgrades();
+      if (learnt.length) this.log.info({ terms: learnt }, 'followed a rotation on the active node');
+    } catch (err) {
+      if (!(err instanceof IntegrityError)) throw err;
+      chainFailed = true;
+    }
+    const rekeyed = await this.barrier.followRootKey();
+    if (rekeyed) this.log.info('followed a rekey on the active node');
+    if (rekeyed || chainFailed) await this.barrier.reloadKeyring();
+  }
+
   private haDuties(): HaDuties {
     return {
       becomeActive: () =>
         this.stateLock.run(async () => {
           if (this.sealed) throw new Error('sealed');
           // Catch up with everything the previous active node did, then reload in full.
-          await this.barrier.followUpgrades();
-          await this.barrier.followRootKey();
+          await this.catchUpKeys();
           await this.barrier.reloadKeyring();
           await this.mounts.load();
           this.router.prune();
@@ -435,14 +453,7 @@ export class Core {
           if (this.sealed) return;
           const all = paths === 'all';
           const any = (test: (p: string) => boolean) => all || [...paths].some(test);
-          if (any((p) => p.startsWith(UPGRADE_PREFIX))) {
-            const learnt = await this.barrier.followUpgrades();
-            if (learnt.length) this.log.info({ terms: learnt }, 'followed a rotation on the active node');
-          }
-          if (any((p) => p === ROOT_KEY_PATH) && (await this.barrier.followRootKey())) {
-            await this.barrier.reloadKeyring();
-            this.log.info('followed a rekey on the active node');
-          }
+          if (any((p) => p.startsWith(UPGRADE_PREFIX) || p === ROOT_KEY_PATH)) await this.catchUpKeys();
           if (any((p) => p === MOUNTS_PATH)) {
             await this.mounts.load();
             this.router.prune();
