@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import pgClient from 'pg';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { startTestCluster, type TestCluster } from './support/cluster.js';
 import { freePort, runCli } from './support/process.js';
@@ -170,6 +171,41 @@ describe('HA: three nodes on PostgreSQL', () => {
     // The new active node continues from the persisted encryption counts (plus its own write).
     expect((await call(c.nodes[next]!.url, 'GET', 'sys/key-status', { token: root })).body).toMatchObject({ term: 2, encryptions: counted + 1 });
     console.log(`rotate pickup on both standbys: ${pickup} ms; takeover after kill -9: ${takeover} ms (TTL ${TTL_MS} ms)`);
+  });
+
+  it('catches up a standby paused past the upgrade grace period: it learns the missed terms from the keyring', async () => {
+    cluster = await startTestCluster({ pgUrl: inject('pgUrl'), size: 2, lockTtl: '3s', upgradeGrace: '1s', pollInterval: '1s' });
+    const c = cluster;
+    const { root } = await initCluster(c);
+    const active = await activeNode(c);
+    const a = c.nodes[active]!;
+    const standby = c.nodes[1 - active]!;
+    standby.server.child.kill('SIGSTOP');
+    await call(a.url, 'PUT', 'sys/rotate', { token: root });
+    await call(a.url, 'PUT', 'sys/rotate', { token: root });
+    await call(a.url, 'PUT', 'secret/term3', { token: root, body: { v: 3 } });
+    // The active node drops upgrade entries past the grace period at its renewals (every TTL/3).
+    const db = new pgClient.Client({ connectionString: inject('pgUrl') });
+    await db.connect();
+    try {
+      await waitFor(
+        'the upgrade entries to expire',
+        async () => ((await db.query(`SELECT path FROM ${c.table} WHERE path LIKE 'core/upgrade/%'`)).rowCount === 0 ? true : undefined),
+        5000,
+        100,
+      );
+    } finally {
+      await db.end();
+    }
+    standby.server.child.kill('SIGCONT');
+    await waitFor(
+      'the resumed standby to serve the term-3 value itself',
+      async () => {
+        const r = await call(standby.url, 'GET', 'secret/term3', { token: root });
+        return r.status === 200 && r.node === standby.id ? true : undefined;
+      },
+      4000,
+    );
   });
 
   it('follows a rekey: standbys show the new t/n at once, the new shares unseal after failover, a rekey cut short by failover is reported cancelled', async () => {

@@ -31,6 +31,7 @@ export interface ClusterOptions {
   size: number;
   lockTtl?: string;
   pollInterval?: string;
+  upgradeGrace?: string;
   extraConfig?: string;
   env?: Record<string, string>;
 }
@@ -55,6 +56,7 @@ storage "postgresql" {
   ha_enabled            = "true"
   lock_ttl              = "${opts.lockTtl ?? '3s'}"
   upgrade_poll_interval = "${opts.pollInterval ?? '2s'}"
+  upgrade_grace_period  = "${opts.upgradeGrace ?? '2m'}"
 }
 
 seal "pkcs11" {

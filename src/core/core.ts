@@ -416,7 +416,7 @@ export class Core {
    * upgrade chain cannot be followed (a keyring already under a newer root key), the root key is
    * taken up first and the keyring reloaded under it.
    */
-  private async catchUpKeys(): Promise<void> {
+  private async catchUpKeys(reload = false): Promise<void> {
     let chainFailed = false;
     try {
       const learnt = await this.barrier.followUpgrades();
@@ -427,7 +427,10 @@ export class Core {
     }
     const rekeyed = await this.barrier.followRootKey();
     if (rekeyed) this.log.info('followed a rekey on the active node');
-    if (rekeyed || chainFailed) await this.barrier.reloadKeyring();
+    if (rekeyed || chainFailed || reload) {
+      const learnt = await this.barrier.reloadKeyring();
+      if (learnt.length && !rekeyed) this.log.info({ terms: learnt }, 'learnt terms from the keyring (their upgrade entries had expired)');
+    }
   }
 
   private haDuties(): HaDuties {
@@ -435,9 +438,8 @@ export class Core {
       becomeActive: () =>
         this.stateLock.run(async () => {
           if (this.sealed) throw new Error('sealed');
-          // Catch up with everything the previous active node did, then reload in full.
-          await this.catchUpKeys();
-          await this.barrier.reloadKeyring();
+          // Catch up with everything the previous active node did, reloading the keyring in full.
+          await this.catchUpKeys(true);
           await this.mounts.load();
           this.router.prune();
           this.policies.clear();
@@ -453,7 +455,9 @@ export class Core {
           if (this.sealed) return;
           const all = paths === 'all';
           const any = (test: (p: string) => boolean) => all || [...paths].some(test);
-          if (any((p) => p.startsWith(UPGRADE_PREFIX) || p === ROOT_KEY_PATH)) await this.catchUpKeys();
+          // A full pass (poll, reconnect) also rereads the keyring: upgrade entries expire, so a
+          // standby paused past the grace period learns the terms it missed there.
+          if (any((p) => p.startsWith(UPGRADE_PREFIX) || p === ROOT_KEY_PATH)) await this.catchUpKeys(all);
           if (any((p) => p === MOUNTS_PATH)) {
             await this.mounts.load();
             this.router.prune();
