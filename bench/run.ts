@@ -65,6 +65,25 @@ Machine: ${cpu.length} × ${cpu[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 *
 Versions: Node ${process.version}, SoftHSM2 ${version('softhsm2-util', ['--version'])}, keyward ${JSON.parse(execFileSync('node', ['-p', `JSON.stringify(require('${root}/package.json').version)`], { encoding: 'utf8' }))}.
 
 ${table}
+
+## Where the time goes (targets not met)
+
+- **HTTP KV v2 read** (target ≥ 0.5). keyward is CPU-bound on one core. A CPU profile of the
+  server under 10 connections gives about a fifth of its time to the two PKCS#11 decryptions a
+  KV v2 read needs (metadata, then the version; the raw pkcs11js loop above is the floor), about
+  a sixth to the socket write that the bare route pays as well, and the rest to token HMAC,
+  routing, JSON and fastify's hooks. The bare route decrypts nothing and serves a constant
+  string, so at 10 and 50 connections, where it uses both cores, it stays near ten times ahead.
+  What would close the gap: fewer token calls per read (one C_Decrypt without C_DecryptInit is
+  not offered by PKCS#11 for GCM), or serving reads from more processes (standbys already do).
+- **HTTP KV v2 write on file storage** (target ≥ 0.6). A KV v2 write is a transaction of two
+  entries: group commit shares one journal fsync among concurrent writers, but each entry is still
+  its own file to create, rename and fsync, where the bare route writes one. A write-ahead log
+  with periodic checkpoints instead of a file per entry would close it.
+- **Barrier put+get, 64 B and 1 KiB** (target ≥ 0.85). About 2.5 µs per put+get of the
+  barrier's own work (AAD, framing, two storage promises) on top of about 29 µs of PKCS#11.
+- **Cold start**: the HCL parser's WebAssembly (~160 ms), loading fastify, pkcs11js and the
+  rest (~390 ms) and building the routes (~150 ms), against a bare fastify process.
 `;
 await writeFile(join(root, 'docs', 'BENCHMARKS.md'), doc);
 console.log('wrote docs/BENCHMARKS.md');
