@@ -104,11 +104,15 @@ describe('rotate against SoftHSM2', () => {
     const t = await term();
     expect((await call(base, 'POST', 'sys/rotate/config', { token: root, body: { max_operations: 1_000_000, interval: 0 } })).status).toBe(204);
     // A million encryptions under the active term, straight through the barrier (HTTP would only add time).
+    expect((await call(base, 'PUT', 'secret/before-limit', { token: root, body: { v: 'w' } })).status).toBe(204);
     const plaintext = Buffer.from('{"v":"x"}');
     for (let i = 0; i < 1_000_000; i++) kw.service.core.barrier.encrypt('logical/bulk/x', plaintext);
+    // Past the limit, writes still succeed; the check (every 50 ms here) may rotate before or after this one.
     expect((await call(base, 'PUT', 'secret/past-limit', { token: root, body: { v: 'x' } })).status).toBe(204);
     await waitFor(async () => (await term()) === t + 1);
-    expect(await rawTermOf('past-limit')).toBe(t);
+    expect(await rawTermOf('before-limit')).toBe(t);
+    expect((await call(base, 'GET', 'secret/before-limit', { token: root })).body.data).toEqual({ v: 'w' });
+    expect((await call(base, 'GET', 'secret/past-limit', { token: root })).body.data).toEqual({ v: 'x' });
     await call(base, 'PUT', 'secret/after-limit', { token: root, body: { v: 'y' } });
     expect(await rawTermOf('after-limit')).toBe(t + 1);
     const metrics = await fetch(`${base}/v1/sys/metrics`, { headers: { 'X-Vault-Token': root } }).then((r) => r.text());
