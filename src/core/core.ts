@@ -23,7 +23,7 @@ import { decodeShare, ShareCollector } from './shares.js';
 import { type TokenEntry, TokenStore } from './token-store.js';
 import { PolicyStore } from './policy-store.js';
 import type { Capability } from './policy.js';
-import { HaCoordinator, type HaDuties, type HaSettings, type LeaderStatus } from './ha.js';
+import { HaCoordinator, type HaDuties, type HaSettings, type LeaderStatus, noLeaderStatus } from './ha.js';
 import { MOUNTS_PATH } from './mounts.js';
 import { UPGRADE_PREFIX } from '../barrier/upgrade.js';
 import { ROOT_KEY_PATH } from '../barrier/barrier.js';
@@ -154,22 +154,14 @@ export class Core {
     this.ha = opts.ha && new HaCoordinator(opts.ha, this.haDuties(), this.log.child({ component: 'ha' }));
   }
 
-  /** Whether this node serves writes: always outside a cluster, only when active in one. */
+  /** Whether this node is an unsealed standby in a cluster (it then serves reads and passes the rest on). */
   get isStandby(): boolean {
     return this.ha?.isStandby ?? false;
   }
 
   async leaderStatus(): Promise<LeaderStatus> {
     if (this.ha && !this.sealed) return this.ha.leaderStatus();
-    return {
-      ha_enabled: this.ha !== undefined,
-      is_self: false,
-      active_time: '0001-01-01T00:00:00Z',
-      leader_address: '',
-      leader_cluster_address: '',
-      performance_standby: false,
-      performance_standby_last_remote_wal: 0,
-    };
+    return noLeaderStatus(this.ha !== undefined);
   }
 
   /** Runs a state change under the core's lock (rekey steps, mounts), so it cannot interleave with seal or unseal. */
@@ -433,6 +425,12 @@ export class Core {
     }
   }
 
+  /** Rereads the mount table another node changed, dropping engines of mounts that are gone. */
+  private async reloadMounts(): Promise<void> {
+    await this.mounts.load();
+    this.router.prune();
+  }
+
   private haDuties(): HaDuties {
     return {
       becomeActive: () =>
@@ -440,8 +438,7 @@ export class Core {
           if (this.sealed) throw new Error('sealed');
           // Catch up with everything the previous active node did, reloading the keyring in full.
           await this.catchUpKeys(true);
-          await this.mounts.load();
-          this.router.prune();
+          await this.reloadMounts();
           this.policies.clear();
           this.tokens.forgetEntries();
           await this.audit.load();
@@ -458,10 +455,7 @@ export class Core {
           // A full pass (poll, reconnect) also rereads the keyring: upgrade entries expire, so a
           // standby paused past the grace period learns the terms it missed there.
           if (any((p) => p.startsWith(UPGRADE_PREFIX) || p === ROOT_KEY_PATH)) await this.catchUpKeys(all);
-          if (any((p) => p === MOUNTS_PATH)) {
-            await this.mounts.load();
-            this.router.prune();
-          }
+          if (any((p) => p === MOUNTS_PATH)) await this.reloadMounts();
           if (any((p) => p.startsWith('sys/policy/'))) this.policies.clear();
           if (any((p) => p.startsWith('sys/token/'))) this.tokens.forgetEntries();
           if (!all && any((p) => p === AUDIT_TABLE_PATH)) await this.audit.load();

@@ -37,7 +37,19 @@ export interface LeaderStatus {
   performance_standby_last_remote_wal: number;
 }
 
-const ZERO_TIME = '0001-01-01T00:00:00Z';
+/** sys/leader with no active node known (sealed, outside a cluster, or during an election). */
+export function noLeaderStatus(haEnabled: boolean): LeaderStatus {
+  return {
+    ha_enabled: haEnabled,
+    is_self: false,
+    active_time: '0001-01-01T00:00:00Z',
+    leader_address: '',
+    leader_cluster_address: '',
+    performance_standby: false,
+    performance_standby_last_remote_wal: 0,
+  };
+}
+
 /** After a step-down this node leaves the lease to the others for a while, as Vault does. */
 const STEP_DOWN_PAUSE_MS = 10_000;
 
@@ -47,7 +59,7 @@ const STEP_DOWN_PAUSE_MS = 10_000;
  */
 export class HaCoordinator {
   /** Unique per process, so a restarted node never mistakes an older lease for its own. */
-  readonly holder: string;
+  private readonly holder: string;
   private mode: 'off' | 'standby' | 'active' = 'off';
   private epoch = 0;
   private activeSince: Date | undefined;
@@ -67,10 +79,6 @@ export class HaCoordinator {
     private readonly log: Logger,
   ) {
     this.holder = `${settings.nodeId}/${randomUUID()}`;
-  }
-
-  get isActive(): boolean {
-    return this.mode === 'active';
   }
 
   get isStandby(): boolean {
@@ -118,15 +126,7 @@ export class HaCoordinator {
   }
 
   async leaderStatus(): Promise<LeaderStatus> {
-    const status: LeaderStatus = {
-      ha_enabled: true,
-      is_self: false,
-      active_time: ZERO_TIME,
-      leader_address: '',
-      leader_cluster_address: '',
-      performance_standby: false,
-      performance_standby_last_remote_wal: 0,
-    };
+    const status = noLeaderStatus(true);
     if (this.mode === 'active') {
       return {
         ...status,
