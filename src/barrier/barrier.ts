@@ -84,13 +84,8 @@ export class TokenBarrier implements SecurityBarrier {
   }
 
   async unseal(rootKey: TokenKey): Promise<void> {
-    const stored = await this.storage.get(KEYRING_PATH);
-    if (!stored) throw new Error('keyring not found: the service is not initialized');
-    const keyring = Keyring.deserialize(this.decryptWith(rootKey, KEYRING_PATH, stored));
-    for (const entry of keyring.terms) this.termKeys.set(entry.term, this.token.loadKey(entry.wrapped));
-    for (const entry of keyring.terms) this.counts.set(entry.term, entry.encryptions);
+    this.adoptKeyring(await this.readKeyring(rootKey));
     this.rootKey = rootKey;
-    this.keyring = keyring;
   }
 
   async seal(): Promise<void> {
@@ -221,7 +216,7 @@ export class TokenBarrier implements SecurityBarrier {
         (before) => {
           if (!this.opts.upgradeEntries) return [];
           const path = upgradePath(before.activeTerm);
-          const entry = serializeUpgrade({ next: added!, createdMs: (this.opts.now ?? Date.now)() });
+          const entry = serializeUpgrade({ next: added!, createdMs: this.now() });
           return [{ kind: 'put', key: path, value: this.encryptWith(this.termKeys.get(before.activeTerm)!, before.activeTerm, path, entry) }];
         },
       );
@@ -298,11 +293,7 @@ export class TokenBarrier implements SecurityBarrier {
    */
   async followUpgrades(): Promise<number[]> {
     const learnt: number[] = [];
-    const froms = (await this.storage.list(UPGRADE_PREFIX))
-      .map(upgradeFromTerm)
-      .filter((t): t is number => t !== undefined)
-      .sort((a, b) => a - b);
-    for (const from of froms) {
+    for (const from of await this.upgradeFromTerms()) {
       const keyring = this.requireUnsealed();
       if (from < keyring.activeTerm) continue;
       if (from > keyring.activeTerm) return [...learnt, ...(await this.reloadKeyring())];
@@ -322,9 +313,18 @@ export class TokenBarrier implements SecurityBarrier {
   /** Reads the stored keyring again with the root key (a node becoming active, or one that missed upgrades). Returns the terms learnt. */
   async reloadKeyring(): Promise<number[]> {
     this.requireUnsealed();
+    return this.adoptKeyring(await this.readKeyring(this.rootKey!));
+  }
+
+  /** The stored keyring, decrypted with `rootKey` (an IntegrityError when it is the wrong one). */
+  private async readKeyring(rootKey: TokenKey): Promise<Keyring> {
     const stored = await this.storage.get(KEYRING_PATH);
-    if (!stored) throw new Error('keyring not found');
-    const keyring = Keyring.deserialize(this.decryptWith(this.rootKey!, KEYRING_PATH, stored));
+    if (!stored) throw new Error('keyring not found: the service is not initialized');
+    return Keyring.deserialize(this.decryptWith(rootKey, KEYRING_PATH, stored));
+  }
+
+  /** Takes `keyring` as current: unwraps the terms not loaded yet, drops those it no longer has, takes its counts. Returns the terms loaded. */
+  private adoptKeyring(keyring: Keyring): number[] {
     const learnt: number[] = [];
     for (const entry of keyring.terms) {
       if (!this.termKeys.has(entry.term)) {
@@ -364,11 +364,9 @@ export class TokenBarrier implements SecurityBarrier {
 
   /** Deletes upgrade entries older than the grace period (the active node's housekeeping). */
   async pruneUpgrades(graceMs: number): Promise<number> {
-    const now = (this.opts.now ?? Date.now)();
+    const now = this.now();
     let removed = 0;
-    for (const name of await this.storage.list(UPGRADE_PREFIX)) {
-      const from = upgradeFromTerm(name);
-      if (from === undefined) continue;
+    for (const from of await this.upgradeFromTerms()) {
       const path = upgradePath(from);
       const raw = await this.storage.get(path);
       const key = this.termKeys.get(from);
@@ -379,6 +377,18 @@ export class TokenBarrier implements SecurityBarrier {
       removed++;
     }
     return removed;
+  }
+
+  /** The terms stored upgrade entries start from, ascending. */
+  private async upgradeFromTerms(): Promise<number[]> {
+    return (await this.storage.list(UPGRADE_PREFIX))
+      .map(upgradeFromTerm)
+      .filter((t): t is number => t !== undefined)
+      .sort((a, b) => a - b);
+  }
+
+  private now(): number {
+    return (this.opts.now ?? Date.now)();
   }
 
   private writeKeyring(change: (k: Keyring) => Keyring, extra: (before: Keyring) => StorageOp[] = () => []): Promise<void> {
