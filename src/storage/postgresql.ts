@@ -52,20 +52,12 @@ export class PostgresBackend implements StorageBackend {
       ...(backend.ha?.schema(backend.table, opts.table) ?? []),
     ];
     // Several nodes may start at once: the advisory lock keeps their DDL from racing.
-    await backend.retry(async () => {
-      const client = await pool.connect();
-      try {
-        await client.query('BEGIN');
-        await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`keyward schema ${opts.table}`]);
-        for (const statement of ddl) await client.query(statement);
-        await client.query('COMMIT');
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw err;
-      } finally {
-        client.release();
-      }
-    });
+    await backend.retry(() =>
+      backend.inTransaction(async (q) => {
+        await q.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`keyward schema ${opts.table}`]);
+        for (const statement of ddl) await q.query(statement);
+      }),
+    );
     return backend;
   }
 
@@ -125,23 +117,30 @@ export class PostgresBackend implements StorageBackend {
     if (fence?.kind === 'refuse') throw new NotActiveError('this node is a standby; writes are made by the active node');
     const check = this.ha?.fenceCheck();
     if (!atomic && !check) return this.retry(() => run(this.pool));
-    return this.retry(async () => {
-      const client = await this.pool.connect();
-      try {
-        await client.query('BEGIN');
-        if (check && (await client.query(check.sql, check.params)).rowCount !== 1) {
+    return this.retry(() =>
+      this.inTransaction(async (q) => {
+        if (check && (await q.query(check.sql, check.params)).rowCount !== 1) {
           throw new NotActiveError('this node no longer holds the leader lease; the write was not made');
         }
-        const result = await run(client);
-        await client.query('COMMIT');
-        return result;
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw err;
-      } finally {
-        client.release();
-      }
-    });
+        return run(q);
+      }),
+    );
+  }
+
+  /** Runs `fn` on one pooled connection between BEGIN and COMMIT, rolling back if it throws. */
+  private async inTransaction<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const result = await fn(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
   }
 
   private upsertSql(): string {
