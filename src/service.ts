@@ -89,7 +89,7 @@ export async function startService(config: ServerConfig, log: Logger, opts: Serv
   const https = l.tlsDisable
     ? undefined
     : { cert: await readFile(l.tlsCertFile!), key: await readFile(l.tlsKeyFile!), minVersion: l.tlsMinVersion ?? ('TLSv1.2' as const) };
-  const app = buildHttpServer(core, { log, https, quorumRateLimit: opts.quorumRateLimit, standbyRequests: config.standbyRequests ?? 'forward' });
+  const app = buildHttpServer(core, { log, https, quorumRateLimit: opts.quorumRateLimit, standbyRequests: config.standbyRequests });
   const { host, port } = splitAddress(l.address);
   await app.listen({ host, port });
   const bound = app.server.address();

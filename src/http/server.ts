@@ -111,7 +111,7 @@ export function buildHttpServer(core: Core, opts: HttpOptions): FastifyInstance 
 
   app.setErrorHandler((err, req, reply) => {
     // A read this standby began but cannot finish (it needs a write, or a term not yet followed) goes to the active node.
-    if ((err instanceof NotActiveError || err instanceof UnknownTermError) && StandbyRouter.retryOnActive(core, req)) {
+    if ((err instanceof NotActiveError || err instanceof UnknownTermError) && standby.mayRetryOnActive(req)) {
       return standby.sendToActive(req, reply);
     }
     const out = toErrorReply(err);

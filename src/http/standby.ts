@@ -14,7 +14,7 @@ declare module 'fastify' {
   }
 }
 
-export const NODE_HEADER = 'x-keyward-node';
+const NODE_HEADER = 'x-keyward-node';
 const FORWARDED_BY = 'x-keyward-forwarded-by';
 // Hop-by-hop headers (RFC 9110 §7.6.1) and those the HTTP client or server sets itself.
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'host', 'content-length']);
@@ -48,9 +48,9 @@ export class StandbyRouter {
     });
   }
 
-  /** True for a failure a standby's own attempt may hit that the active node would not (a write, a term it has not learnt yet). */
-  static retryOnActive(core: Core, req: FastifyRequest): boolean {
-    return core.isStandby && req.method === 'GET' && !req.forwarded;
+  /** Whether a read this standby began, and failed for want of a write or a term not yet learnt, may go to the active node. */
+  mayRetryOnActive(req: FastifyRequest): boolean {
+    return this.core.isStandby && req.method === 'GET' && !req.forwarded;
   }
 
   async sendToActive(req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {

@@ -136,14 +136,13 @@ export async function sealRoutes(app: FastifyInstance, opts: { core: Core }): Pr
     const q = req.query;
     const status = await core.sealStatus();
     const standby = !status.sealed && core.isStandby;
+    // standbyok: a standby answers with the active code.
     const code = !status.initialized
       ? (q.uninitcode ?? 501)
       : status.sealed
         ? (q.sealedcode ?? 503)
-        : standby
-          ? q.standbyok
-            ? (q.activecode ?? 200)
-            : (q.standbycode ?? 429)
+        : standby && !q.standbyok
+          ? (q.standbycode ?? 429)
           : (q.activecode ?? 200);
     const body = {
       initialized: status.initialized,
