@@ -34,6 +34,18 @@ function checked(r: autocannon.Result, what: string): autocannon.Result {
   return r;
 }
 
+/** One row: req/s of `value` against `baseline`, with both p99s. */
+function reportThroughput(name: string, value: autocannon.Result, baseline: autocannon.Result): void {
+  report({
+    name,
+    value: value.requests.average,
+    baseline: baseline.requests.average,
+    unit: 'req/s',
+    ratio: value.requests.average / baseline.requests.average,
+    note: `p99 ${value.latency.p99} ms vs ${baseline.latency.p99} ms`,
+  });
+}
+
 async function prepare(url: string, token: string): Promise<void> {
   await call(url, 'PUT', 'sys/mounts/kv', { token, body: { type: 'kv-v2' } });
   const r = await call(url, 'PUT', 'kv/data/app', { token, body: { data: { username: 'app', password: 'x'.repeat(32) } } });
@@ -72,25 +84,11 @@ try {
 
   const pgWrite = checked(await load(writes(c.nodes[active]!.url, token, 'pg')), 'PostgreSQL writes');
   const fileWrite = checked(await load(writes(fileServer.server.url, fileToken, 'file')), 'file writes');
-  report({
-    name: 'HTTP KV v2 write, PostgreSQL (HA active, fenced) vs file backend, 10 connections',
-    value: pgWrite.requests.average,
-    baseline: fileWrite.requests.average,
-    unit: 'req/s',
-    ratio: pgWrite.requests.average / fileWrite.requests.average,
-    note: `p99 ${pgWrite.latency.p99} ms vs ${fileWrite.latency.p99} ms`,
-  });
+  reportThroughput('HTTP KV v2 write, PostgreSQL (HA active, fenced) vs file backend, 10 connections', pgWrite, fileWrite);
   const read = (url: string, t: string, connections = 10) => load({ url: `${url}/v1/kv/data/app`, connections, headers: { 'X-Vault-Token': t } });
   const pgRead = checked(await read(c.nodes[active]!.url, token), 'PostgreSQL reads');
   const fileRead = checked(await read(fileServer.server.url, fileToken), 'file reads');
-  report({
-    name: 'HTTP KV v2 read, PostgreSQL (HA active) vs file backend, 10 connections',
-    value: pgRead.requests.average,
-    baseline: fileRead.requests.average,
-    unit: 'req/s',
-    ratio: pgRead.requests.average / fileRead.requests.average,
-    note: `p99 ${pgRead.latency.p99} ms vs ${fileRead.latency.p99} ms`,
-  });
+  reportThroughput('HTTP KV v2 read, PostgreSQL (HA active) vs file backend, 10 connections', pgRead, fileRead);
   await fileServer.server.stop();
   fileServer = undefined;
 

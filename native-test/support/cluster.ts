@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, type ServerProcess, spawnServer } from './process.js';
+import { freePort, sealAndListenerHcl, type ServerProcess, spawnServer } from './process.js';
 import { call } from './http.js';
 import { freshToken, type TestToken } from './softhsm.js';
 
@@ -59,17 +59,7 @@ storage "postgresql" {
   upgrade_grace_period  = "${opts.upgradeGrace ?? '2m'}"
 }
 
-seal "pkcs11" {
-  token_label  = "${token.config.tokenLabel}"
-  key_label    = "keyward-seal"
-  generate_key = true
-}
-
-listener "tcp" {
-  address     = "127.0.0.1:${port}"
-  tls_disable = true
-}
-`,
+${sealAndListenerHcl(token, port)}`,
     );
     configs.push({ id, port, config });
   }

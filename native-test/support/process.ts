@@ -18,17 +18,9 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** Writes an HCL config for a server on file storage and the given token; `extra` is appended verbatim. */
-export async function writeConfig(dir: string, token: TestToken, port: number, extra = ''): Promise<string> {
-  const file = join(dir, 'keyward.hcl');
-  await writeFile(
-    file,
-    `${extra}
-storage "file" {
-  path = "${join(dir, 'storage')}"
-}
-
-seal "pkcs11" {
+/** The seal and listener blocks every test server uses: the given token, plain HTTP on loopback. */
+export function sealAndListenerHcl(token: TestToken, port: number): string {
+  return `seal "pkcs11" {
   token_label  = "${token.config.tokenLabel}"
   key_label    = "keyward-seal"
   generate_key = true
@@ -38,7 +30,20 @@ listener "tcp" {
   address     = "127.0.0.1:${port}"
   tls_disable = true
 }
-`,
+`;
+}
+
+/** Writes an HCL config for a server on file storage and the given token; `extra` is prepended verbatim. */
+export async function writeConfig(dir: string, token: TestToken, port: number, extra = ''): Promise<string> {
+  const file = join(dir, 'keyward.hcl');
+  await writeFile(
+    file,
+    `${extra}
+storage "file" {
+  path = "${join(dir, 'storage')}"
+}
+
+${sealAndListenerHcl(token, port)}`,
   );
   return file;
 }
