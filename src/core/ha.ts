@@ -111,7 +111,7 @@ export class HaCoordinator {
     await this.feed?.close();
     if (wasActive) {
       await this.duties.becomeStandby();
-      await this.settings.storage.release(this.holder, this.epoch).catch(() => undefined);
+      await this.releaseLease();
     }
     this.settings.storage.setWriteFence({ kind: 'open' });
     this.activeSince = undefined;
@@ -122,7 +122,7 @@ export class HaCoordinator {
     if (this.mode !== 'active') return;
     this.stepDownUntil = Date.now() + STEP_DOWN_PAUSE_MS;
     await this.demote('stepped down on request');
-    await this.settings.storage.release(this.holder, this.epoch).catch(() => undefined);
+    await this.releaseLease();
   }
 
   async leaderStatus(): Promise<LeaderStatus> {
@@ -145,6 +145,11 @@ export class HaCoordinator {
   async activeAddress(): Promise<string | undefined> {
     if (this.mode === 'active') return undefined;
     return (await this.settings.storage.leader())?.address;
+  }
+
+  /** Best effort: if it fails, the lease simply runs out. */
+  private releaseLease(): Promise<void> {
+    return this.settings.storage.release(this.holder, this.epoch).catch(() => undefined);
   }
 
   private schedule(ms: number): void {
@@ -197,7 +202,7 @@ export class HaCoordinator {
     } catch (err) {
       this.log.error({ err: (err as Error).message }, 'could not take up the active role; giving the lease back');
       await this.demote('failed to become active');
-      await this.settings.storage.release(this.holder, this.epoch).catch(() => undefined);
+      await this.releaseLease();
       return;
     }
     this.log.info({ epoch: this.epoch, node: this.settings.nodeId }, 'this node is now active');
