@@ -16,6 +16,7 @@ describe('HSM fault injection: every PKCS#11 call of reads, writes, rotate and r
   let root: string;
   let shares: string[];
   const expected = new Map<string, unknown>();
+  /** Cases whose fault fired. */
   let tried = 0;
 
   const token = () => kw.service.token;
@@ -30,21 +31,35 @@ describe('HSM fault injection: every PKCS#11 call of reads, writes, rotate and r
     expect((await call(base, 'GET', 'sys/seal-status')).body.sealed, where).toBe(false);
   }
 
-  /** Runs `op` once per PKCS#11 call it makes, breaking that call with `fault`; returns how many calls it makes. */
-  async function sweep(opName: string, op: () => Promise<{ status: number }>, after: (ok: boolean) => Promise<void>): Promise<number> {
-    const counter = token().injectFaultsForTesting({ countOnly: true })!;
-    const first = await op();
+  /** Runs `op` with every PKCS#11 call recorded; returns the names of the calls it made. */
+  async function recorded(op: () => Promise<{ status: number }>, after: (ok: boolean) => Promise<void>): Promise<string[]> {
+    const recorder = token().injectFaultsForTesting({ countOnly: true })!;
+    const res = await op();
     token().injectFaultsForTesting(undefined);
-    expect(first.status).toBeLessThan(300);
+    expect(res.status).toBeLessThan(300);
     await after(true);
-    const calls = counter.calls;
-    expect(calls, opName).toBeGreaterThan(0);
+    return recorder.functions;
+  }
+
+  /**
+   * Runs `op` once per PKCS#11 call it makes, breaking that call with each fault; returns how many calls it makes.
+   * A fault recovered from leaves stale key handles that the next op unwraps again, so every case starts after an
+   * unfaulted run of the op: the token then holds what the op needs and the op makes the same calls every time.
+   */
+  async function sweep(opName: string, op: () => Promise<{ status: number }>, after: (ok: boolean) => Promise<void>): Promise<number> {
+    await recorded(op, after);
+    const reference = await recorded(op, after);
+    expect(reference.length, opName).toBeGreaterThan(0);
     for (const fault of FAULTS) {
-      for (let at = 1; at <= calls; at++) {
-        const where = `${opName}, ${fault.name} at call ${at}/${calls}`;
-        token().injectFaultsForTesting(fault.plan(at));
+      for (let at = 1; at <= reference.length; at++) {
+        const where = `${opName}, ${fault.name} at call ${at}/${reference.length} (${reference[at - 1]})`;
+        await recorded(op, after);
+        const injector = token().injectFaultsForTesting(fault.plan(at))!;
         const res = await op();
         token().injectFaultsForTesting(undefined);
+        // The fault hit the call this case names, after the same calls as the reference run.
+        expect(injector.functions.slice(0, at - 1), where).toEqual(reference.slice(0, at - 1));
+        expect(injector.firedAt, where).toBe(reference[at - 1]);
         tried++;
         // Either it worked, or it failed as a server-side fault with a message; never a 4xx blaming the client.
         expect(res.status < 300 || res.status >= 500, `${where}: ${res.status} ${JSON.stringify(res)}`).toBe(true);
@@ -52,7 +67,7 @@ describe('HSM fault injection: every PKCS#11 call of reads, writes, rotate and r
         await healthy(where);
       }
     }
-    return calls;
+    return reference.length;
   }
 
   beforeAll(async () => {
@@ -114,6 +129,8 @@ describe('HSM fault injection: every PKCS#11 call of reads, writes, rotate and r
     );
 
     console.log(`HSM fault injection: ${tried} cases (${FAULTS.length} faults × PKCS#11 calls: ${JSON.stringify(counts)}), 0 failures`);
-    expect(tried).toBe(FAULTS.length * (counts.read! + counts.write! + counts.rotate! + counts.rekey!));
+    // The calls each op makes, so the number of cases is exact: a change here changes what the sweep covers.
+    expect(counts).toEqual({ read: 2, write: 2, rotate: 6, rekey: 17 });
+    expect(tried).toBe(FAULTS.length * 27);
   }, 600_000);
 });

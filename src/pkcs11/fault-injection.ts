@@ -17,6 +17,10 @@ const CKR_CODES: Record<string, number> = {
 
 export class FaultInjector {
   calls = 0;
+  /** The name of every call, in order: what a counting run made, for faulted runs to be compared with. */
+  readonly functions: string[] = [];
+  /** The PKCS#11 function the plan broke, once it has: a plan whose op made fewer calls never fires. */
+  firedAt: string | undefined;
 
   constructor(readonly plan: FaultPlan) {}
 
@@ -28,8 +32,10 @@ export class FaultInjector {
         if (typeof prop !== 'string' || !prop.startsWith('C_') || typeof value !== 'function') return value;
         return (...args: unknown[]) => {
           this.calls++;
+          this.functions.push(prop);
           const plan = this.plan;
           if ('at' in plan && this.calls === plan.at) {
+            this.firedAt = prop;
             if ('finalize' in plan) {
               try {
                 target.C_Finalize();
