@@ -3,12 +3,16 @@ import { KEYRING_PATH, TokenBarrier } from '../src/barrier/barrier.js';
 import { upgradePath } from '../src/barrier/upgrade.js';
 import { Token } from '../src/pkcs11/token.js';
 import { InmemBackend } from '../src/storage/inmem.js';
-import { freshToken } from './support/softhsm.js';
+import { freshProcessToken, type TestToken } from './support/softhsm.js';
+
+// One token for the file (SoftHSM2 cannot switch tokens within a process); each pair gets its own seal key.
+const processToken: Promise<TestToken> = freshProcessToken();
+let pairs = 0;
 
 /** An active barrier writing upgrade entries and a standby barrier following it over one storage. */
 async function pair(now: () => number) {
-  const t = await freshToken();
-  const token = new Token(t.config);
+  const t = await processToken;
+  const token = new Token({ ...t.config, keyLabel: `keyward-seal-${++pairs}` });
   token.ensureSealKey(true);
   const storage = new InmemBackend();
   const active = new TokenBarrier(storage, token, { upgradeEntries: true, now });

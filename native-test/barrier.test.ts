@@ -8,7 +8,7 @@ import { SealedError, UnknownTermError } from '../src/barrier/errors.js';
 import { IntegrityError } from '../src/pkcs11/errors.js';
 import { Token } from '../src/pkcs11/token.js';
 import { FileBackend } from '../src/storage/file.js';
-import { freshToken } from './support/softhsm.js';
+import { freshProcessToken } from './support/softhsm.js';
 
 describe('TokenBarrier on SoftHSM2 and file storage', () => {
   let token: Token;
@@ -18,7 +18,7 @@ describe('TokenBarrier on SoftHSM2 and file storage', () => {
   let rootBlob: Buffer;
 
   beforeAll(async () => {
-    const t = await freshToken();
+    const t = await freshProcessToken();
     token = new Token(t.config);
     token.ensureSealKey(true);
     dir = await mkdtemp(join(tmpdir(), 'kw-barrier-'));

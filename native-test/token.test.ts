@@ -4,7 +4,7 @@ import pkcs11js from 'pkcs11js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { IntegrityError, TokenUnavailableError } from '../src/pkcs11/errors.js';
 import { Token } from '../src/pkcs11/token.js';
-import { freshToken, sideChannel, type TestToken } from './support/softhsm.js';
+import { freshProcessToken, sideChannel, type TestToken } from './support/softhsm.js';
 
 interface GcmVector {
   tcId: number;
@@ -42,7 +42,7 @@ describe('Token against SoftHSM2', () => {
   let token: Token;
 
   beforeAll(async () => {
-    t = await freshToken();
+    t = await freshProcessToken();
     token = new Token(t.config);
     token.ensureSealKey(true);
   });
@@ -127,6 +127,10 @@ describe('Token against SoftHSM2', () => {
     }
     expect(second).toBeInstanceOf(TokenUnavailableError);
     expect((second as Error).message).toMatch(/CKR_PIN_INCORRECT.*restart/);
+  });
+
+  it('refuses a second token in this process, which SoftHSM2 would silently replace by the first', async () => {
+    await expect(freshProcessToken('another')).rejects.toThrow(/one token per test file/);
   });
 
   it('reports a missing token clearly', () => {

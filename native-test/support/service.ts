@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import type { ServerConfig } from '../../src/config/config.js';
 import { type ServiceOptions, startService, type Service } from '../../src/service.js';
-import { freshToken, type TestToken } from './softhsm.js';
+import { freshProcessToken, type TestToken } from './softhsm.js';
 import { call, type Reply } from './http.js';
 
 export { call, type Reply };
@@ -24,7 +24,7 @@ export async function startInProcess(
   extra: Partial<ServerConfig> = {},
   opts: ServiceOptions = {},
 ): Promise<InProcess> {
-  const token = await freshToken();
+  const token = await freshProcessToken();
   const dataDir = await mkdtemp(join(tmpdir(), 'keyward-data-'));
   const config: ServerConfig = {
     storage: storage === 'file' ? { type: 'file', path: dataDir } : { type: 'inmem' },

@@ -13,16 +13,34 @@ export interface TestToken {
   config: TokenConfig;
 }
 
+/** The token this process's PKCS#11 module was pointed at, once a test used one in process. */
+let processTokenConf: string | undefined;
+
 /**
- * A fresh SoftHSM2 token in a temp dir, with SOFTHSM2_CONF pointing at it for this process
- * (each test file runs in its own process, and SoftHSM reads the variable at C_Initialize).
+ * A fresh SoftHSM2 token in a temp dir with its own random PIN, for a server process started
+ * with SOFTHSM2_CONF pointing at it. This process's environment is left alone.
  */
 export async function freshToken(label = 'keyward-test'): Promise<TestToken> {
   const dir = await mkdtemp(join(tmpdir(), 'keyward-hsm-'));
   const pin = randomBytes(6).toString('hex');
   const hsm = await provisionSoftHsmToken(dir, label, pin, randomBytes(6).toString('hex'));
-  process.env.SOFTHSM2_CONF = hsm.confPath;
   return { dir, confPath: hsm.confPath, config: { lib: DEFAULT_PKCS11_LIB, tokenLabel: label, pin, keyLabel: 'keyward-seal' } };
+}
+
+/**
+ * A fresh token for keyward code running in this process. SoftHSM2 reads SOFTHSM2_CONF once, at
+ * the first C_Initialize, and keeps the application logged in while any session is open, so a
+ * second token in the same process would silently be the first one, wrong PIN and all: refuse it.
+ * Each test file runs in its own process (vitest `pool: 'forks'`).
+ */
+export async function freshProcessToken(label = 'keyward-test'): Promise<TestToken> {
+  if (processTokenConf) {
+    throw new Error(`this test process already uses the SoftHSM2 token of ${processTokenConf}; SoftHSM2 cannot switch tokens within a process, so use one token per test file`);
+  }
+  const token = await freshToken(label);
+  processTokenConf = token.confPath;
+  process.env.SOFTHSM2_CONF = token.confPath;
+  return token;
 }
 
 /** A second handle on the same process-wide module, to close sessions or finalize behind keyward's back. */
