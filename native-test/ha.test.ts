@@ -1,3 +1,4 @@
+import { rm, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pgClient from 'pg';
 import { afterEach, describe, expect, inject, it } from 'vitest';
@@ -314,7 +315,7 @@ describe('HA: three nodes on PostgreSQL', () => {
     console.log(`failover under load: ${acks.length} writes acknowledged, ${failures} failed during the failover, first write on the new active ${resumed.at - killed} ms after kill -9`);
   });
 
-  it('fences a paused active node: after another node takes the lease, the old one acknowledges nothing', async () => {
+  it('wakes a paused active node as a standby: its pending write is made by the new active node or refused, never acknowledged by itself', async () => {
     cluster = await startTestCluster({ pgUrl: inject('pgUrl'), size: 3, lockTtl: '3s' });
     const c = cluster;
     const { root } = await initCluster(c);
@@ -332,6 +333,42 @@ describe('HA: three nodes on PostgreSQL', () => {
     else expect(reply.status).toBe(503);
     await waitFor('the old node to report the new leader', async () => ((await call(old.url, 'GET', 'sys/leader')).body.is_self === false ? true : undefined), 5000);
     expect(await activeNode(c)).toBe(next);
+  });
+
+  it('fences an active node that missed losing its lease: PostgreSQL refuses its write, and it steps down at its next check', async () => {
+    cluster = await startTestCluster({ pgUrl: inject('pgUrl'), size: 2, lockTtl: '3s' });
+    const c = cluster;
+    const { root } = await initCluster(c);
+    const active = await activeNode(c);
+    const old = c.nodes[active]!;
+    const next = c.nodes[1 - active]!;
+    // The old node stops renewing and checking its lease, so it still believes it is active when the other takes over.
+    await writeFile(old.freezeLeaseFile, '');
+    await waitFor(`${next.id} to take the lease`, async () => ((await call(next.url, 'GET', 'sys/leader')).body.is_self ? true : undefined), TTL_MS * 3);
+    expect((await call(old.url, 'GET', 'sys/leader')).body.is_self).toBe(true);
+
+    const refused = await call(old.url, 'PUT', 'secret/fenced', { token: root, body: { v: 'late' } });
+    expect(refused.status).toBe(503);
+    expect(refused.node).toBe(old.id);
+    expect(refused.body.errors).toEqual(['this node no longer holds the leader lease; the write was not made; retry']);
+    // Refused by the fence, not by a step-down: the old node still believes it is active.
+    expect((await call(old.url, 'GET', 'sys/leader')).body.is_self).toBe(true);
+    expect((await call(next.url, 'GET', 'secret/fenced', { token: root })).status).toBe(404);
+
+    await rm(old.freezeLeaseFile);
+    await waitFor(
+      'the old node to step down and name the new leader',
+      async () => {
+        const leader = (await call(old.url, 'GET', 'sys/leader')).body;
+        return !leader.is_self && leader.leader_address === next.url ? true : undefined;
+      },
+      TTL_MS,
+    );
+    // As a standby it passes the same write on to the new active node.
+    const retried = await call(old.url, 'PUT', 'secret/fenced', { token: root, body: { v: 'late' } });
+    expect(retried.status).toBe(204);
+    expect(retried.node).toBe(next.id);
+    expect((await call(next.url, 'GET', 'secret/fenced', { token: root })).body.data).toEqual({ v: 'late' });
   });
 
   it('answers 503 while PostgreSQL is down and loses nothing acknowledged across its restart', async () => {

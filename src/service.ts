@@ -74,6 +74,8 @@ export async function startService(config: ServerConfig, log: Logger, opts: Serv
     lockTtlMs: haConfig.lockTtlMs,
     upgradeGraceMs: haConfig.upgradeGraceMs,
     pollMs: haConfig.upgradePollMs,
+    // Test-only: the fencing test freezes an active node's lease renewal to reach the write fence.
+    freezeLeaseFile: process.env.KEYWARD_TEST_HA_FREEZE_LEASE_FILE,
   };
   const core = new Core({
     storage,

@@ -11,6 +11,8 @@ export interface ClusterNode {
   port: number;
   url: string;
   config: string;
+  /** While this file exists the node, when active, neither renews nor checks its lease (a test hook). */
+  freezeLeaseFile: string;
   server: ServerProcess;
 }
 
@@ -40,7 +42,7 @@ export async function startTestCluster(opts: ClusterOptions): Promise<TestCluste
   const token = await freshToken();
   const dir = await mkdtemp(join(tmpdir(), 'kw-cluster-'));
   const table = `kw_${randomBytes(4).toString('hex')}`;
-  const configs: Array<{ id: string; port: number; config: string }> = [];
+  const configs: Array<{ id: string; port: number; config: string; freezeLeaseFile: string }> = [];
   for (let i = 0; i < opts.size; i++) {
     const id = `node${i + 1}`;
     const port = await freePort();
@@ -61,7 +63,7 @@ storage "postgresql" {
 
 ${sealAndListenerHcl(token, port)}`,
     );
-    configs.push({ id, port, config });
+    configs.push({ id, port, config, freezeLeaseFile: join(dir, `${id}.freeze-lease`) });
   }
   const nodes: ClusterNode[] = [];
   const cluster: TestCluster = {
@@ -70,7 +72,7 @@ ${sealAndListenerHcl(token, port)}`,
     nodes,
     async start(i) {
       const c = configs[i]!;
-      const server = await spawnServer(c.config, token, c.port, opts.env);
+      const server = await spawnServer(c.config, token, c.port, { ...opts.env, KEYWARD_TEST_HA_FREEZE_LEASE_FILE: c.freezeLeaseFile });
       nodes[i] = { ...c, url: server.url, server };
       return nodes[i]!;
     },

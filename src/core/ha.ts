@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { HaStorage } from '../storage/backend.js';
 
@@ -15,6 +16,12 @@ export interface HaSettings {
   upgradeGraceMs: number;
   /** How often a standby re-reads what it follows, in case a notification was missed. */
   pollMs: number;
+  /**
+   * Test-only (KEYWARD_TEST_HA_FREEZE_LEASE_FILE, never from config): while this file exists an
+   * active node neither renews nor checks its lease, so it keeps believing it is active after the
+   * lease has passed to another node, and its writes reach the storage's fence.
+   */
+  freezeLeaseFile?: string;
 }
 
 /** What the core does when this node's role changes, and how a standby follows the active node. */
@@ -210,6 +217,7 @@ export class HaCoordinator {
   }
 
   private async renew(): Promise<void> {
+    if (this.leaseFrozen()) return this.schedule(this.renewEveryMs());
     const started = Date.now();
     try {
       if (!(await this.settings.storage.renew(this.holder, this.epoch, this.settings.lockTtlMs))) {
@@ -224,6 +232,11 @@ export class HaCoordinator {
     }
     await this.duties.housekeeping().catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'HA housekeeping failed'));
     this.schedule(this.renewEveryMs());
+  }
+
+  private leaseFrozen(): boolean {
+    const file = this.settings.freezeLeaseFile;
+    return file !== undefined && existsSync(file);
   }
 
   private async demote(reason: string): Promise<void> {
