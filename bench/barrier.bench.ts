@@ -103,7 +103,7 @@ for (const size of SIZES) {
     },
   });
   const f = (n: number) => Math.round(n).toLocaleString('en-US');
-  report({ name: `barrier put+get ${size} B vs raw PKCS#11 loop`, value: result.barrier!, baseline: result.raw!, unit: 'ops/s', ratio: result.barrier! / result.raw!, target: '≥ 0.85' });
+  report({ name: `barrier put+get ${size} B vs raw PKCS#11 loop`, value: result.barrier!, baseline: result.raw!, unit: 'ops/s', ratio: result.barrier! / result.raw!, target: { of: 'ratio', op: '≥', limit: 0.85 } });
   report({ name: `barrier put+get ${size} B vs node:crypto`, value: result.barrier!, baseline: result.node!, unit: 'ops/s', ratio: result.barrier! / result.node! });
   console.log(
     `${String(size).padEnd(8)} ${f(result.raw!).padStart(17)}   ${f(result.barrier!).padStart(13)}   ${(result.barrier! / result.raw!).toFixed(2).padStart(11)}   ${f(result.node!).padStart(17)}   ${(result.barrier! / result.node!).toFixed(2).padStart(19)}`,

@@ -131,7 +131,7 @@ try {
     baseline: oneRead,
     unit: 'ms',
     ratio: oneRead / median(pickups),
-    target: '< 1000 ms',
+    target: { of: 'value', op: '<', limit: 1000 },
     note: `max ${Math.max(...pickups).toFixed(1)} ms; baseline is one standby read; lower is better`,
   });
 
@@ -161,7 +161,7 @@ try {
     baseline: LOCK_TTL_MS,
     unit: 'ms',
     ratio: LOCK_TTL_MS / median(failovers),
-    target: '≤ lock TTL',
+    target: { of: 'value', op: '≤', limit: LOCK_TTL_MS, label: 'lock TTL' },
     note: `max ${Math.max(...failovers).toFixed(0)} ms; baseline is the TTL; lower is better`,
   });
 } finally {

@@ -96,7 +96,7 @@ try {
       baseline: base.requests.average,
       unit: 'req/s',
       ratio: kw.requests.average / base.requests.average,
-      target: '≥ 0.5',
+      target: { of: 'ratio', op: '≥', limit: 0.5 },
       note: `p50 ${kw.latency.p50} ms vs ${base.latency.p50} ms, p99 ${kw.latency.p99} ms vs ${base.latency.p99} ms`,
     });
   }
@@ -120,7 +120,7 @@ try {
     baseline: bareWrite.requests.average,
     unit: 'req/s',
     ratio: kwWrite.requests.average / bareWrite.requests.average,
-    target: '≥ 0.6',
+    target: { of: 'ratio', op: '≥', limit: 0.6 },
     note: `p99 ${kwWrite.latency.p99} ms vs ${bareWrite.latency.p99} ms`,
   });
 } finally {

@@ -1,3 +1,15 @@
+/**
+ * What a row must show to pass: a bound on its ratio or, where the baseline is only context (a
+ * lock TTL, one read), on its value in the row's unit.
+ */
+export interface Target {
+  of: 'ratio' | 'value';
+  op: '≥' | '≤' | '<';
+  limit: number;
+  /** Names the limit in the table when it is more than a number ("lock TTL"). */
+  label?: string;
+}
+
 /** One benchmark row: a measured value against a limit measured in the same run. */
 export interface BenchRow {
   name: string;
@@ -6,7 +18,7 @@ export interface BenchRow {
   unit: string;
   /** value/baseline, or baseline/value when lower is better. */
   ratio: number;
-  target?: string;
+  target?: Target;
   note?: string;
 }
 
