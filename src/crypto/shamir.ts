@@ -1,4 +1,4 @@
-import { randomBytes, randomInt } from 'node:crypto';
+import { randomFillSync, randomInt } from 'node:crypto';
 import { add, div, mul } from './gf256.js';
 
 /** Raised for inputs Shamir cannot work with; the message says what to fix. */
@@ -7,6 +7,16 @@ export class ShamirError extends Error {
 }
 
 export const MAX_PARTS = 255;
+
+/**
+ * A zero-filled Buffer for secret bytes, with a backing store of its own outside V8's heap.
+ * A small Buffer.alloc lives inside the heap, where the garbage collector copies it when it
+ * moves objects and native code (pkcs11js) copies it out when it asks for its address; either
+ * leaves a copy behind that a later fill(0) cannot reach. An ArrayBuffer's store never moves.
+ */
+export function secretBuffer(bytes: number): Buffer {
+  return Buffer.from(new ArrayBuffer(bytes));
+}
 
 /**
  * Splits `secret` into `parts` shares, any `threshold` of which rebuild it. Layout is Vault's:
@@ -23,14 +33,15 @@ export function split(secret: Uint8Array, parts: number, threshold: number): Buf
 
   const xs = distinctXCoordinates(parts);
   const shares = xs.map((x) => {
-    const share = Buffer.alloc(secret.length + 1);
+    const share = secretBuffer(secret.length + 1);
     share[secret.length] = x;
     return share;
   });
-  const coefficients = Buffer.alloc(threshold);
+  const coefficients = secretBuffer(threshold);
   for (let i = 0; i < secret.length; i++) {
     coefficients[0] = secret[i]!;
-    randomBytes(threshold - 1).copy(coefficients, 1);
+    // Filled in place: with a share, these coefficients give the secret byte away.
+    randomFillSync(coefficients, 1);
     for (let p = 0; p < parts; p++) shares[p]![i] = evaluate(coefficients, xs[p]!);
   }
   coefficients.fill(0);
@@ -48,7 +59,7 @@ export function combine(shares: readonly Uint8Array[]): Buffer {
   if (new Set(xs).size !== xs.length) throw new ShamirError('duplicate part detected');
   if (xs.includes(0)) throw new ShamirError('a part has x-coordinate 0, which no valid part has');
 
-  const secret = Buffer.alloc(length - 1);
+  const secret = secretBuffer(length - 1);
   const ys = new Array<number>(shares.length);
   for (let i = 0; i < length - 1; i++) {
     for (let p = 0; p < shares.length; p++) ys[p] = shares[p]![i]!;
