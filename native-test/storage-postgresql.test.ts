@@ -1,3 +1,5 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { PostgresBackend } from '../src/storage/postgresql.js';
 import { StorageKeyError } from '../src/storage/backend.js';
@@ -39,6 +41,31 @@ describe('PostgreSQL storage backend against a real server', () => {
     expect(await db.compareAndSwap('t/1', Buffer.from('one'), Buffer.from('two'))).toBe(true);
     expect(await db.compareAndSwap('t/1', Buffer.from('one'), Buffer.from('three'))).toBe(false);
     expect((await db.get('t/1'))?.toString()).toBe('two');
+  });
+
+  // Without an error listener on the checked-out client, pg would throw from the socket's end and kill the process.
+  it('retries a transaction whose connection is cut while it waits, and survives the cut', async () => {
+    await db.put('cut/x', Buffer.from('before'));
+    const locker = new pg.Client({ connectionString: url });
+    await locker.connect();
+    try {
+      // Holding the row makes the transaction wait on it, so its connection is cut while checked out of the pool.
+      await locker.query('BEGIN');
+      await locker.query(`SELECT 1 FROM kw_contract WHERE path = 'cut/x' FOR UPDATE`);
+      const write = db.transaction([{ kind: 'put', key: 'cut/x', value: Buffer.from('after') }]);
+      let waiting: number | undefined;
+      while (waiting === undefined) {
+        const r = await locker.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))');
+        waiting = r.rows[0]?.pid;
+        if (waiting === undefined) await sleep(10);
+      }
+      await locker.query('SELECT pg_terminate_backend($1)', [waiting]);
+      await locker.query('COMMIT');
+      await write;
+    } finally {
+      await locker.end();
+    }
+    expect((await db.get('cut/x'))?.toString()).toBe('after');
   });
 });
 

@@ -130,6 +130,10 @@ export class PostgresBackend implements StorageBackend {
   /** Runs `fn` on one pooled connection between BEGIN and COMMIT, rolling back if it throws. */
   private async inTransaction<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
+    // The pool listens for errors only on idle clients: a checked-out one losing its connection
+    // would emit an unhandled 'error' and end the process. The failing query reports it instead.
+    const ignore = (): void => undefined;
+    client.on('error', ignore);
     try {
       await client.query('BEGIN');
       const result = await fn(client);
@@ -139,6 +143,7 @@ export class PostgresBackend implements StorageBackend {
       await client.query('ROLLBACK').catch(() => undefined);
       throw err;
     } finally {
+      client.removeListener('error', ignore);
       client.release();
     }
   }
