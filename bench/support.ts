@@ -34,3 +34,18 @@ export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)]!;
 }
+
+/** Wall-clock and CPU milliseconds (of every thread in this process, garbage collection included) summed over timed runs. */
+export class Elapsed {
+  wallMs = 0;
+  cpuMs = 0;
+
+  async time(op: () => unknown): Promise<void> {
+    const wallStart = performance.now();
+    const cpuStart = process.cpuUsage();
+    await op();
+    const cpu = process.cpuUsage(cpuStart);
+    this.cpuMs += (cpu.user + cpu.system) / 1000;
+    this.wallMs += performance.now() - wallStart;
+  }
+}
