@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FaultPlan } from '../src/pkcs11/fault-injection.js';
 import { call, initAndUnseal, type InProcess, startInProcess } from './support/service.js';
+import { sideChannel } from './support/softhsm.js';
 
 const FAULTS: Array<{ name: string; plan: (at: number) => FaultPlan }> = [
   ...['CKR_SESSION_HANDLE_INVALID', 'CKR_OBJECT_HANDLE_INVALID', 'CKR_DEVICE_ERROR', 'CKR_GENERAL_ERROR', 'CKR_CRYPTOKI_NOT_INITIALIZED'].map((ckr) => ({
@@ -10,7 +11,7 @@ const FAULTS: Array<{ name: string; plan: (at: number) => FaultPlan }> = [
   { name: 'C_Finalize behind our back', plan: (at: number) => ({ at, finalize: true as const }) },
 ];
 
-describe('HSM fault injection: every PKCS#11 call of reads, writes, rotate and rekey, broken in turn', () => {
+describe('HSM fault injection: every PKCS#11 call of reads, writes, rotate (also after a session loss) and rekey, broken in turn', () => {
   let kw: InProcess;
   let base: string;
   let root: string;
@@ -44,16 +45,23 @@ describe('HSM fault injection: every PKCS#11 call of reads, writes, rotate and r
   /**
    * Runs `op` once per PKCS#11 call it makes, breaking that call with each fault; returns how many calls it makes.
    * A fault recovered from leaves stale key handles that the next op unwraps again, so every case starts after an
-   * unfaulted run of the op: the token then holds what the op needs and the op makes the same calls every time.
+   * unfaulted run of the op, then `prepare`: the token is then in the same state and the op makes the same calls every time.
    */
-  async function sweep(opName: string, op: () => Promise<{ status: number }>, after: (ok: boolean) => Promise<void>): Promise<number> {
+  async function sweep(
+    opName: string,
+    op: () => Promise<{ status: number }>,
+    after: (ok: boolean) => Promise<void>,
+    prepare: () => void = () => undefined,
+  ): Promise<number> {
     await recorded(op, after);
+    prepare();
     const reference = await recorded(op, after);
     expect(reference.length, opName).toBeGreaterThan(0);
     for (const fault of FAULTS) {
       for (let at = 1; at <= reference.length; at++) {
         const where = `${opName}, ${fault.name} at call ${at}/${reference.length} (${reference[at - 1]})`;
         await recorded(op, after);
+        prepare();
         const injector = token().injectFaultsForTesting(fault.plan(at))!;
         const res = await op();
         token().injectFaultsForTesting(undefined);
@@ -100,16 +108,18 @@ describe('HSM fault injection: every PKCS#11 call of reads, writes, rotate and r
     );
 
     let term = (await call(base, 'GET', 'sys/key-status', { token: root })).body.term as number;
-    counts.rotate = await sweep(
-      'rotate',
-      () => call(base, 'POST', 'sys/rotate', { token: root }),
-      async (ok) => {
-        const now = (await call(base, 'GET', 'sys/key-status', { token: root })).body.term;
-        // Completed (one term more) or left as it was, nothing in between.
-        expect(now).toBe(ok ? term + 1 : term);
-        term = now;
-      },
-    );
+    const rotate = () => call(base, 'POST', 'sys/rotate', { token: root });
+    const rotated = async (ok: boolean) => {
+      const now = (await call(base, 'GET', 'sys/key-status', { token: root })).body.term;
+      // Completed (one term more) or left as it was, nothing in between.
+      expect(now).toBe(ok ? term + 1 : term);
+      term = now;
+    };
+    counts.rotate = await sweep('rotate', rotate, rotated);
+    // With its sessions closed behind its back, a rotate climbs the recovery ladder (new session, login, the seal
+    // key found again, the root key unwrapped again) before it completes: each of those calls is broken in turn too.
+    const { p11, slot } = sideChannel(kw.token);
+    counts.rotateAfterSessionLoss = await sweep('rotate after its sessions were closed', rotate, rotated, () => p11.C_CloseAllSessions(slot));
 
     counts.rekey = await sweep(
       'rekey',
@@ -130,7 +140,7 @@ describe('HSM fault injection: every PKCS#11 call of reads, writes, rotate and r
 
     console.log(`HSM fault injection: ${tried} cases (${FAULTS.length} faults × PKCS#11 calls: ${JSON.stringify(counts)}), 0 failures`);
     // The calls each op makes, so the number of cases is exact: a change here changes what the sweep covers.
-    expect(counts).toEqual({ read: 2, write: 2, rotate: 6, rekey: 17 });
-    expect(tried).toBe(FAULTS.length * 27);
+    expect(counts).toEqual({ read: 2, write: 2, rotate: 6, rotateAfterSessionLoss: 15, rekey: 17 });
+    expect(tried).toBe(FAULTS.length * 42);
   }, 600_000);
 });

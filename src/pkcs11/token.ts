@@ -306,6 +306,10 @@ export class Token {
       if (!this.p11) this.p11 = loadModule(this.cfg.lib);
       this.openSession();
     } catch (err) {
+      // The module may have been lost while no session was open (a failure after recovery drops the
+      // session): only re-initializing it helps, and no later call would climb that rung otherwise.
+      const te = connectError(err);
+      if (this.p11 && te && failureRung(te) === 'library') return this.recover('library');
       this.noteConnectFailure(err);
     }
   }
@@ -381,7 +385,7 @@ export class Token {
   }
 
   private noteConnectFailure(err: unknown): never {
-    const te = err instanceof TokenError ? err : err instanceof Error && /CKR_/.test(err.message) ? asTokenError(err, 'connect') : undefined;
+    const te = connectError(err);
     if (te && failureRung(te) === 'fatal') {
       // A wrong PIN is never retried automatically: real HSMs lock the PIN after a few attempts.
       this.fatal = te;
@@ -392,6 +396,11 @@ export class Token {
     this.backoffMs = Math.min(this.backoffMs * 2, MAX_BACKOFF_MS);
     throw new TokenUnavailableError((err as Error).message);
   }
+}
+
+/** The token error behind a failed connection attempt, if it was one (a missing library is not). */
+function connectError(err: unknown): TokenError | undefined {
+  return err instanceof TokenError ? err : err instanceof Error && /CKR_/.test(err.message) ? asTokenError(err, 'connect') : undefined;
 }
 
 function gcm(iv: Buffer, aad: Buffer): pkcs11js.Mechanism {
