@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { InvalidRequestError } from '../src/core/errors.js';
 import { Acl, parsePolicy } from '../src/core/policy.js';
 
 describe('ACL policies', () => {
@@ -74,5 +75,138 @@ path "secret/team-*" {
     expect(acl.allows('sys/rotate', 'update', true)).toBe(false);
     expect(acl.allows('sys/seal', 'update', true)).toBe(true);
     expect(new Acl([], true).allows('anything', 'sudo', true)).toBe(true);
+  });
+});
+
+/** One path rule as an HCL document. */
+const rule = (pattern: string, caps: string[]) => `path "${pattern}" {\n  capabilities = ${JSON.stringify(caps)}\n}\n`;
+/** The rules of a parsed document as [pattern, capabilities] pairs. */
+const rulesOf = async (doc: string) => (await parsePolicy('p', doc)).rules.map((r) => [r.pattern, [...r.capabilities]]);
+
+describe('policy documents', () => {
+  it('reads JSON after leading whitespace, and keeps the document as written', async () => {
+    const raw = '\n  {"path": {"kv/a": {"capabilities": ["read"]}}}\n';
+    const p = await parsePolicy('j', raw);
+    expect(p).toMatchObject({ name: 'j', raw });
+    expect(p.rules.map((r) => [r.pattern, [...r.capabilities]])).toEqual([['kv/a', ['read']]]);
+  });
+
+  it('gives an empty rule list to a document without paths', async () => {
+    for (const doc of ['', '# nothing here\n', '{}']) {
+      const p = await parsePolicy('e', doc);
+      expect(p).toEqual({ name: 'e', raw: doc, rules: [] });
+    }
+  });
+
+  it('joins the capabilities of blocks repeated for one path (HCL blocks and JSON lists)', async () => {
+    expect(await rulesOf(`${rule('a', ['read'])}${rule('a', ['list', 'read'])}`)).toEqual([['a', ['read', 'list']]]);
+    expect(await rulesOf(JSON.stringify({ path: { a: [{ capabilities: ['update'] }, { capabilities: ['delete'] }] } }))).toEqual([
+      ['a', ['update', 'delete']],
+    ]);
+  });
+
+  it("maps Vault's legacy policy shorthand to capabilities", async () => {
+    const legacy = async (policy: string) => rulesOf(`path "a" {\n  policy = "${policy}"\n}\n`);
+    expect(await legacy('deny')).toEqual([['a', ['deny']]]);
+    expect(await legacy('read')).toEqual([['a', ['read', 'list']]]);
+    expect(await legacy('write')).toEqual([['a', ['create', 'read', 'update', 'delete', 'list']]]);
+    expect(await legacy('sudo')).toEqual([['a', ['create', 'read', 'update', 'delete', 'list', 'sudo']]]);
+    await expect(legacy('admin')).rejects.toThrow(new InvalidRequestError('path "a": invalid policy "admin"'));
+    // capabilities win over the shorthand when a block has both.
+    expect(await rulesOf('path "a" {\n  capabilities = ["list"]\n  policy = "write"\n}\n')).toEqual([['a', ['list']]]);
+  });
+
+  it('says what is wrong with a bad document', async () => {
+    const refused = async (doc: string) => {
+      const err = await parsePolicy('bad', doc).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err, doc).toBeInstanceOf(InvalidRequestError);
+      return (err as Error).message;
+    };
+    expect(await refused('path "a" {')).toMatch(/^failed to parse policy: \[bad\.hcl:1,10-11: Unclosed configuration block/);
+    expect(await refused('{"path": ')).toMatch(/^failed to parse policy: invalid JSON: \S/);
+    for (const path of ['"x"', 'null', '[]', '3']) expect(await refused(`{"path": ${path}}`)).toBe('failed to parse policy: "path" must be a block');
+    expect(await refused('path "a" {}\n')).toBe('path "a": capabilities must be a list');
+    expect(await refused('{"path": {"a": {"capabilities": "read"}}}')).toBe('path "a": capabilities must be a list');
+    expect(await refused(rule('a', ['read', 'write']))).toBe(
+      'path "a": invalid capability "write" (valid: create, read, update, patch, delete, list, sudo, deny)',
+    );
+    for (const pattern of ['a*b', 'a/*/b', '**', '*a']) expect(await refused(rule(pattern, ['read']))).toBe(`path "${pattern}": "*" is only allowed at the end of a path`);
+  });
+});
+
+describe('ACL matching', () => {
+  const aclOf = async (...docs: string[]) => new Acl(await Promise.all(docs.map((d, i) => parsePolicy(`p${i}`, d))));
+
+  it('matches a pattern against the whole path, its characters taken literally', async () => {
+    const acl = await aclOf(rule('kv/a.b', ['read']), rule('kv/(x)?$', ['list']), rule('*', ['deny']), rule('kv/c', ['update']));
+    expect(acl.capabilities('kv/a.b')).toEqual(['read']);
+    expect(acl.capabilities('kv/axb')).toEqual(['deny']);
+    expect(acl.capabilities('kv/(x)?$')).toEqual(['list']);
+    expect(acl.capabilities('kv/x')).toEqual(['deny']);
+    expect(acl.capabilities('kv/c')).toEqual(['update']);
+    expect(acl.capabilities('kv/c2')).toEqual(['deny']);
+    expect(acl.capabilities('x/kv/c')).toEqual(['deny']);
+  });
+
+  it('matches + to exactly one non-empty segment and a trailing * to any rest, even empty', async () => {
+    const acl = await aclOf(rule('s/+/x', ['read']), rule('g/*', ['list']), rule('p/ab*', ['update']));
+    expect(acl.capabilities('s/one/x')).toEqual(['read']);
+    for (const path of ['s//x', 's/one/two/x', 's/x', 's/one/x/y']) expect(acl.capabilities(path), path).toEqual(['deny']);
+    expect(acl.capabilities('g/')).toEqual(['list']);
+    expect(acl.capabilities('g/a/b/c')).toEqual(['list']);
+    expect(acl.capabilities('g')).toEqual(['deny']);
+    expect(acl.capabilities('p/ab')).toEqual(['update']);
+    expect(acl.capabilities('p/abc/d')).toEqual(['update']);
+    expect(acl.capabilities('p/a')).toEqual(['deny']);
+  });
+
+  it('lists capabilities in the canonical order, whatever order the policy wrote them in', async () => {
+    const acl = await aclOf(rule('a', ['sudo', 'list', 'delete', 'patch', 'update', 'read', 'create']));
+    expect(acl.capabilities('a')).toEqual(['create', 'read', 'update', 'patch', 'delete', 'list', 'sudo']);
+  });
+
+  /** Which of two patterns that both match `path` decides, with the rules given in either order. */
+  async function winner(a: string, b: string, path: string): Promise<string> {
+    const picks = new Set<string>();
+    for (const [first, second] of [[a, b], [b, a]] as const) {
+      const acl = await aclOf(`${rule(first, ['read'])}${rule(second, ['list'])}`);
+      picks.add(acl.capabilities(path)[0] === 'read' ? first : second);
+    }
+    expect(picks.size, `${a} vs ${b} on ${path} depends on rule order`).toBe(1);
+    return [...picks][0]!;
+  }
+
+  it("applies Vault's precedence between matching patterns, step by step", async () => {
+    // 1. The first wildcard later in the pattern wins (no wildcard counts as latest).
+    expect(await winner('s/a/x', 's/+/x', 's/a/x')).toBe('s/a/x');
+    expect(await winner('s/a/*', 's/+/x', 's/a/x')).toBe('s/a/*');
+    // 2. Same first wildcard: a pattern not ending in * wins.
+    expect(await winner('s/+', 's/*', 's/a')).toBe('s/+');
+    // 3. Then fewer + segments.
+    expect(await winner('s/+/x', 's/+/+', 's/a/x')).toBe('s/+/x');
+    // 4. Then the longer pattern.
+    expect(await winner('s/+/ab*', 's/+/a*', 's/q/abc')).toBe('s/+/ab*');
+    // 5. Then the lexicographically greater one.
+    expect(await winner('s/+/a*', 's/+/+*', 's/q/abc')).toBe('s/+/a*');
+  });
+
+  it('allows an operation only with its capability, and sudo operations only with sudo too', async () => {
+    const acl = await aclOf(rule('a', ['read']), rule('b', ['read', 'sudo']), rule('c', ['sudo']));
+    expect(acl.root).toBe(false);
+    expect([acl.allows('a', 'read'), acl.allows('a', 'read', true), acl.allows('a', 'list')]).toEqual([true, false, false]);
+    expect([acl.allows('b', 'read'), acl.allows('b', 'read', true), acl.allows('b', 'update', true)]).toEqual([true, true, false]);
+    expect([acl.allows('c', 'read', true), acl.allows('c', 'sudo')]).toEqual([false, true]);
+  });
+
+  it('gives a root token every capability everywhere, reported as ["root"]', () => {
+    const root = new Acl([], true);
+    expect(root.root).toBe(true);
+    expect(root.capabilities('any/path')).toEqual(['root']);
+    expect(root.allows('any/path', 'delete')).toBe(true);
+    expect(new Acl([]).capabilities('any/path')).toEqual(['deny']);
+    expect(new Acl([]).allows('any/path', 'read')).toBe(false);
   });
 });

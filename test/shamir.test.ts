@@ -18,6 +18,36 @@ describe('GF(2^8)', () => {
     expect(div(0, 9)).toBe(0);
     expect(() => div(1, 0)).toThrow(RangeError);
   });
+
+  it('agrees with shift-and-add multiplication on all 65536 products', () => {
+    // The textbook (branching) method: the reference the constant-time one must match.
+    const slowMul = (a: number, b: number) => {
+      let p = 0;
+      for (; b; b >>= 1) {
+        if (b & 1) p ^= a;
+        a <<= 1;
+        if (a & 0x100) a ^= 0x11b;
+      }
+      return p;
+    };
+    // FIPS-197's powers of the generator 0x03 check the reference itself.
+    const powers = [1];
+    for (let i = 1; i < 16; i++) powers.push(slowMul(powers[i - 1]!, 3));
+    expect(Buffer.from(powers).toString('hex')).toBe('0103050f113355ff1a2e7296a1f81335');
+    const wrong: string[] = [];
+    for (let a = 0; a < 256; a++) for (let b = 0; b < 256; b++) if (mul(a, b) !== slowMul(a, b)) wrong.push(`${a}*${b}`);
+    expect(wrong).toEqual([]);
+  });
+
+  it('inverts and divides exactly: 0x53⁻¹ = 0xCA, 0⁻¹ = 0, (a·b)/b = a', () => {
+    expect(inverse(0x53)).toBe(0xca); // FIPS-197 §5.1.1
+    expect(inverse(1)).toBe(1);
+    expect(inverse(0)).toBe(0);
+    const wrong: string[] = [];
+    for (let a = 0; a < 256; a++) for (let b = 1; b < 256; b++) if (div(mul(a, b), b) !== a) wrong.push(`${a}*${b}/${b}`);
+    expect(wrong).toEqual([]);
+    expect(() => div(0, 0)).toThrow('division by zero in GF(2^8)');
+  });
 });
 
 const parts = fc.integer({ min: 2, max: 12 }).chain((n) => fc.tuple(fc.constant(n), fc.integer({ min: 2, max: n })));
