@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -132,5 +132,149 @@ describe('file backend durability', () => {
     await Promise.all(Array.from({ length: 50 }, (_, i) => s.put(`k/${i % 5}`, Buffer.from(String(i)))));
     expect(await readdir(join(dir, 'tmp'))).toEqual([]);
     expect(await s.list('k/')).toEqual(['0', '1', '2', '3', '4']);
+  });
+});
+
+describe('file backend layout and failures', () => {
+  const fresh = () => mkdtemp(join(tmpdir(), 'kw-file-'));
+
+  it('refuses a bad key in every operation', async () => {
+    const s = await FileBackend.open(await fresh());
+    await expect(s.get('a//b')).rejects.toThrow(StorageKeyError);
+    await expect(s.delete('a//b')).rejects.toThrow(StorageKeyError);
+    await expect((async () => s.compareAndSwap('a//b', Buffer.from('x'), Buffer.from('y')))()).rejects.toThrow(StorageKeyError);
+    await expect(s.transaction([{ kind: 'put', key: 'ok', value: Buffer.from('x') }, { kind: 'delete', key: '../x' }])).rejects.toThrow(StorageKeyError);
+    // The refused transaction wrote nothing.
+    expect(await s.get('ok')).toBeUndefined();
+  });
+
+  it('keeps its on-disk names stable: "_" before each leaf, folders percent-encoded, "_" and "*" escaped', async () => {
+    const dir = await fresh();
+    const s = await FileBackend.open(dir);
+    await s.put('x', Buffer.from('leaf x'));
+    await s.put('_x/y', Buffer.from('under folder _x'));
+    await s.put('f*/ä *', Buffer.from('odd'));
+    expect((await readdir(join(dir, 'data'))).sort()).toEqual(['%5Fx', '_x', 'f%2A']);
+    expect(await readdir(join(dir, 'data', 'f%2A'))).toEqual(['_%C3%A4%20%2A']);
+    expect(await s.list('')).toEqual(['_x/', 'f*/', 'x']);
+    expect((await s.get('x'))?.toString()).toBe('leaf x');
+    expect((await s.get('_x/y'))?.toString()).toBe('under folder _x');
+    expect(await s.list('f*/')).toEqual(['ä *']);
+  });
+
+  it('lists in sorted order and shows only entries and folders', async () => {
+    const dir = await fresh();
+    const s = await FileBackend.open(dir);
+    for (const k of ['m', 'b', 'z/1', 'a', 'k/2', 'c']) await s.put(`l/${k}`, Buffer.from(k));
+    await writeFile(join(dir, 'data', 'l', 'stray-file'), 'not an entry');
+    expect(await s.list('l/')).toEqual(['a', 'b', 'c', 'k/', 'm', 'z/']);
+  });
+
+  it('removes the folders a delete leaves empty, but never the data directory', async () => {
+    const dir = await fresh();
+    const s = await FileBackend.open(dir);
+    await s.put('only', Buffer.from('1'));
+    await s.put('deep/er/leaf', Buffer.from('2'));
+    await s.delete('deep/er/leaf');
+    await s.delete('only');
+    expect(await readdir(join(dir, 'data'))).toEqual([]);
+    expect(await s.list('')).toEqual([]);
+  });
+
+  it('compares and swaps only an entry that exists with the expected value, also after a delete in the same batch', async () => {
+    const dir = await fresh();
+    const s = await FileBackend.open(dir);
+    expect(await s.compareAndSwap('missing', Buffer.alloc(0), Buffer.from('v'))).toBe(false);
+    expect(await s.get('missing')).toBeUndefined();
+    await s.put('c', Buffer.from('0'));
+    const [, swapped] = await Promise.all([s.delete('c'), s.compareAndSwap('c', Buffer.from('0'), Buffer.from('1'))]);
+    expect(swapped).toBe(false);
+    expect(await s.get('c')).toBeUndefined();
+  });
+
+  it('writes no journal for a batch whose only write was a failed compare-and-swap', async () => {
+    const dir = await fresh();
+    const s = await FileBackend.open(dir);
+    await s.put('c', Buffer.from('0'));
+    expect(await s.compareAndSwap('c', Buffer.from('other'), Buffer.from('1'))).toBe(false);
+    await s.put('d', Buffer.from('x'));
+    // put c was batch 1 (slot 1); the failed swap took no sequence number, so put d is batch 2 in slot 0.
+    expect(readSlot(await readFile(join(dir, 'journal-0'))).seq).toBe(2);
+  });
+
+  it('replays both journal slots in sequence order, whichever slot holds the newer batch', async () => {
+    const dir = await fresh();
+    await (await FileBackend.open(dir)).close();
+    const record = (seq: number, value: string) => {
+      const ops = [{ kind: 'put', key: 'k', value: Buffer.from(value).toString('base64') }];
+      return slot({ seq, ops, sha256: createHash('sha256').update(JSON.stringify({ seq, ops })).digest('hex') });
+    };
+    await writeFile(join(dir, 'journal-0'), record(8, 'newer'));
+    await writeFile(join(dir, 'journal-1'), record(7, 'older'));
+    const s = await FileBackend.open(dir);
+    expect((await s.get('k'))?.toString()).toBe('newer');
+    await s.put('next', Buffer.from('x'));
+    expect(readSlot(await readFile(join(dir, 'journal-1'))).seq).toBe(9);
+  });
+
+  it('ignores a journal record whose checksum does not match', async () => {
+    const dir = await fresh();
+    await (await FileBackend.open(dir)).close();
+    const ops = [{ kind: 'put', key: 'k', value: Buffer.from('forged').toString('base64') }];
+    const sha256 = createHash('sha256').update(JSON.stringify({ seq: 3, ops: [] })).digest('hex');
+    await writeFile(join(dir, 'journal-1'), slot({ seq: 3, ops, sha256 }));
+    const s = await FileBackend.open(dir);
+    expect(await s.get('k')).toBeUndefined();
+  });
+
+  it('empties both journal slots on a clean close, and clears temporary files left by a crash at open', async () => {
+    const dir = await fresh();
+    const s = await FileBackend.open(dir);
+    await s.put('a', Buffer.from('1'));
+    await s.put('b', Buffer.from('2'));
+    await s.close();
+    expect((await readFile(join(dir, 'journal-0'))).length).toBe(0);
+    expect((await readFile(join(dir, 'journal-1'))).length).toBe(0);
+    await writeFile(join(dir, 'tmp', 'half-written'), 'x');
+    const reopened = await FileBackend.open(dir);
+    expect(await readdir(join(dir, 'tmp'))).toEqual([]);
+    expect((await reopened.get('b'))?.toString()).toBe('2');
+  });
+
+  it('closes every entry file it wrote once the batch is durable', async () => {
+    const openFds = async () => (await readdir('/proc/self/fd')).length;
+    const s = await FileBackend.open(await fresh());
+    const before = await openFds();
+    for (let i = 0; i < 20; i++) await s.put(`k/${i}`, Buffer.from(String(i)));
+    await s.close();
+    expect(await openFds()).toBe(before);
+  });
+
+  it('fails only the batch whose journal could not be written, and takes the next one', async () => {
+    const dir = await fresh();
+    const s = await FileBackend.open(dir);
+    // The first batch goes to slot 1; without it, that journal write fails before anything is applied.
+    await rm(join(dir, 'journal-1'));
+    await expect(s.put('a', Buffer.from('1'))).rejects.toThrow(/ENOENT/);
+    await s.put('b', Buffer.from('2'));
+    expect(await s.get('a')).toBeUndefined();
+    expect((await s.get('b'))?.toString()).toBe('2');
+  });
+
+  it('stops taking writes when a journalled batch fails to apply, and replays it at the next open', async () => {
+    const dir = await fresh();
+    const s = await FileBackend.open(dir);
+    await s.put('x/y', Buffer.from('v1'));
+    // A regular file where the entry's folder must be: the journal is written, applying it fails.
+    await rm(join(dir, 'data', 'x'), { recursive: true });
+    await writeFile(join(dir, 'data', 'x'), 'in the way');
+    await expect(s.put('x/y', Buffer.from('v2'))).rejects.toThrow();
+    await expect(s.put('other', Buffer.from('z'))).rejects.toThrow(/file storage failed and stopped taking writes until restarted/);
+    // Closing keeps the journal: it holds the batch that was not applied.
+    await s.close();
+    await rm(join(dir, 'data', 'x'));
+    const reopened = await FileBackend.open(dir);
+    expect((await reopened.get('x/y'))?.toString()).toBe('v2');
+    expect(await reopened.get('other')).toBeUndefined();
   });
 });

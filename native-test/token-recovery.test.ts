@@ -1,0 +1,227 @@
+import pkcs11js from 'pkcs11js';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { IntegrityError, TokenError, TokenUnavailableError } from '../src/pkcs11/errors.js';
+import { slotId } from '../src/pkcs11/module.js';
+import { Token } from '../src/pkcs11/token.js';
+import { freshProcessToken, sideChannel, type TestToken } from './support/softhsm.js';
+
+/** The error `fn` throws (fails the test if it throws none). */
+function thrown(fn: () => unknown): Error {
+  try {
+    fn();
+  } catch (err) {
+    return err as Error;
+  }
+  throw new Error('expected an error');
+}
+
+describe('Token recovery ladder and connection errors, against SoftHSM2', () => {
+  let t: TestToken;
+  let token: Token;
+
+  beforeAll(async () => {
+    t = await freshProcessToken();
+    token = new Token(t.config);
+    token.ensureSealKey(true);
+  });
+
+  afterEach(() => {
+    token.injectFaultsForTesting(undefined);
+    vi.useRealTimers();
+  });
+
+  /** The calls `op` makes when the session is closed behind the token's back. */
+  function afterLostSession(op: () => unknown): string[] {
+    const { p11, slot } = sideChannel(t);
+    p11.C_CloseAllSessions(slot);
+    const calls = token.injectFaultsForTesting({ countOnly: true })!;
+    op();
+    token.injectFaultsForTesting(undefined);
+    return calls.functions;
+  }
+
+  it('answers a session failure with a new session and one retry, without re-initializing the module', () => {
+    token.random(1);
+    const injector = token.injectFaultsForTesting({ at: 1, ckr: 'CKR_SESSION_HANDLE_INVALID' })!;
+    expect(token.random(8)).toHaveLength(8);
+    const calls = injector.functions;
+    expect(calls[0]).toBe('C_GenerateRandom');
+    expect(calls.at(-1)).toBe('C_GenerateRandom');
+    expect(calls).toContain('C_OpenSession');
+    expect(calls).toContain('C_Login');
+    expect(calls).not.toContain('C_Finalize');
+    expect(calls).not.toContain('C_Initialize');
+    expect(calls.filter((c) => c === 'C_GenerateRandom')).toHaveLength(2);
+  });
+
+  it('answers a library failure by finalizing and re-initializing the module before the new session', () => {
+    token.random(1);
+    const injector = token.injectFaultsForTesting({ at: 1, ckr: 'CKR_DEVICE_ERROR' })!;
+    expect(token.random(8)).toHaveLength(8);
+    const calls = injector.functions;
+    expect(calls.slice(0, 3)).toEqual(['C_GenerateRandom', 'C_Finalize', 'C_Initialize']);
+    expect(calls.indexOf('C_OpenSession')).toBeGreaterThan(2);
+    expect(calls.at(-1)).toBe('C_GenerateRandom');
+  });
+
+  it('re-initializes the module when a new session cannot be opened after a session failure', () => {
+    token.random(1);
+    const reference = afterLostSession(() => token.random(1));
+    const openAt = reference.indexOf('C_OpenSession') + 1;
+    expect(openAt).toBeGreaterThan(1);
+    const { p11, slot } = sideChannel(t);
+    p11.C_CloseAllSessions(slot);
+    const injector = token.injectFaultsForTesting({ at: openAt, ckr: 'CKR_SESSION_COUNT' })!;
+    expect(token.random(8)).toHaveLength(8);
+    expect(injector.firedAt).toBe('C_OpenSession');
+    const after = injector.functions.slice(openAt);
+    expect(after.slice(0, 2)).toEqual(['C_Finalize', 'C_Initialize']);
+    expect(after).toContain('C_OpenSession');
+  });
+
+  it('gives a fatal failure back at once, without recovery', () => {
+    token.random(1);
+    const injector = token.injectFaultsForTesting({ at: 1, ckr: 'CKR_KEY_FUNCTION_NOT_PERMITTED' })!;
+    const err = thrown(() => token.random(8));
+    expect(err).toBeInstanceOf(TokenError);
+    expect((err as TokenError).ckr).toBe('CKR_KEY_FUNCTION_NOT_PERMITTED');
+    expect(injector.functions).toEqual(['C_GenerateRandom']);
+    expect(token.connected).toBe(true);
+  });
+
+  it('reports the token unavailable when the retry fails too, and drops the session for the next call to rebuild', () => {
+    const reference = afterLostSession(() => token.random(1));
+    expect(reference.at(-1)).toBe('C_GenerateRandom');
+    const { p11, slot } = sideChannel(t);
+    p11.C_CloseAllSessions(slot);
+    const injector = token.injectFaultsForTesting({ at: reference.length, ckr: 'CKR_DEVICE_ERROR' })!;
+    const err = thrown(() => token.random(1));
+    expect(injector.firedAt).toBe('C_GenerateRandom');
+    expect(err).toBeInstanceOf(TokenUnavailableError);
+    expect(err.message).toBe('HSM token unavailable: PKCS#11 C_GenerateRandom failed: CKR_DEVICE_ERROR (after recovery)');
+    expect(token.connected).toBe(false);
+    token.injectFaultsForTesting(undefined);
+    expect(token.random(4)).toHaveLength(4);
+    expect(token.connected).toBe(true);
+  });
+
+  it('gives a fatal failure of the retry back as it is, keeping the new session', () => {
+    const reference = afterLostSession(() => token.random(1));
+    const { p11, slot } = sideChannel(t);
+    p11.C_CloseAllSessions(slot);
+    token.injectFaultsForTesting({ at: reference.length, ckr: 'CKR_KEY_FUNCTION_NOT_PERMITTED' });
+    const err = thrown(() => token.random(1));
+    expect(err).toBeInstanceOf(TokenError);
+    expect(err.message).toBe('PKCS#11 C_GenerateRandom failed: CKR_KEY_FUNCTION_NOT_PERMITTED');
+    expect(token.connected).toBe(true);
+  });
+
+  it('still calls a bad tag an integrity error when it is met on the retry', () => {
+    const key = token.generateKey();
+    const iv = Buffer.alloc(12);
+    const sealed = token.encrypt(key, iv, Buffer.from('a'), Buffer.from('value'), Buffer.alloc(21));
+    sealed[0]! ^= 1;
+    const calls = afterLostSession(() => expect(() => token.decrypt(key, iv, Buffer.from('a'), sealed, 'flipped')).toThrow(IntegrityError));
+    // The lost session was noticed, a new one opened, and the key unwrapped again for the retry.
+    expect(calls).toContain('C_OpenSession');
+    expect(calls).toContain('C_UnwrapKey');
+  });
+
+  it('reads a module that reports a bad wrapped key, or a failed unwrap on a live session, as a blob from another seal key', () => {
+    const blob = token.generateKey().blob;
+    for (const ckr of ['CKR_WRAPPED_KEY_INVALID', 'CKR_GENERAL_ERROR']) {
+      token.injectFaultsForTesting({ at: 1, ckr });
+      expect(() => token.loadKey(blob), ckr).toThrow(new IntegrityError('wrapped key does not unwrap with this seal key'));
+    }
+    // Any other unwrap failure climbs the ladder and the key loads.
+    token.injectFaultsForTesting({ at: 1, ckr: 'CKR_DEVICE_ERROR' });
+    expect(() => token.loadKey(blob)).toThrow(TokenError);
+    token.injectFaultsForTesting(undefined);
+    expect(token.loadKey(blob).handle).toBeDefined();
+  });
+
+  it('finds its token by slot id when one is configured', () => {
+    const id = slotId(sideChannel(t).slot);
+    const bySlot = new Token({ lib: t.config.lib, pin: t.config.pin, keyLabel: t.config.keyLabel, slot: Number(id) });
+    expect(bySlot.hasSealKey()).toBe(true);
+    const wrongSlot = new Token({ lib: t.config.lib, pin: t.config.pin, keyLabel: t.config.keyLabel, slot: Number(id) + 1000 });
+    expect(() => wrongSlot.random(1)).toThrow(`HSM token unavailable: PKCS#11 C_GetSlotList (no token in slot ${Number(id) + 1000}) failed: CKR_SLOT_ID_INVALID`);
+  });
+
+  it('says which library it could not load', () => {
+    const missing = new Token({ ...t.config, lib: '/nonexistent/libpkcs11.so' });
+    expect(() => missing.random(1)).toThrow(/^HSM token unavailable: cannot load PKCS#11 library \/nonexistent\/libpkcs11\.so: /);
+  });
+
+  it('tells whether the seal key exists, and does not create one when generate_key is false', () => {
+    const absent = new Token({ ...t.config, keyLabel: 'absent-key' });
+    expect(absent.hasSealKey()).toBe(false);
+    expect(() => absent.ensureSealKey(false)).toThrow('find seal key "absent-key" (not in token and generate_key is false)');
+    expect(absent.hasSealKey()).toBe(false);
+    expect(() => absent.sealKeyAttributes()).toThrow('find seal key "absent-key" (not in token)');
+    absent.ensureSealKey(true);
+    absent.ensureSealKey(true);
+    expect(absent.hasSealKey()).toBe(true);
+    expect(absent.sealKeyAttributes()).toEqual({ sensitive: true, extractable: false, neverExtractable: true });
+  });
+
+  it('refuses to guess between two keys with its label', () => {
+    const { p11, slot } = sideChannel(t);
+    const s = p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
+    try {
+      for (let i = 0; i < 2; i++) {
+        p11.C_GenerateKey(s, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, [
+          { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+          { type: pkcs11js.CKA_VALUE_LEN, value: 32 },
+          { type: pkcs11js.CKA_LABEL, value: 'twice' },
+          { type: pkcs11js.CKA_TOKEN, value: false },
+        ]);
+      }
+      expect(() => new Token({ ...t.config, keyLabel: 'twice' }).hasSealKey()).toThrow('the token holds more than one key labelled "twice"; refusing to guess');
+    } finally {
+      p11.C_CloseSession(s);
+    }
+  });
+
+  it('drops its working keys and session on disconnect and unwraps them again on the next use', () => {
+    const key = token.generateKey();
+    token.disconnect();
+    expect(token.connected).toBe(false);
+    expect(key.handle).toBeUndefined();
+    const sealed = token.encrypt(key, Buffer.alloc(12), Buffer.alloc(1), Buffer.from('v'), Buffer.alloc(17));
+    expect(token.connected).toBe(true);
+    expect(token.decrypt(key, Buffer.alloc(12), Buffer.alloc(1), sealed, 'v').toString()).toBe('v');
+  });
+
+  it('backs off between failed connection attempts, doubling the wait up to 30 s', () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const missing = new Token({ ...t.config, tokenLabel: 'no-such-token' });
+    expect(thrown(() => missing.random(1)).message).toMatch(/no token labelled "no-such-token"/);
+    for (const waitMs of [250, 500, 1000, 2000, 4000, 8000, 16000, 30000, 30000]) {
+      vi.setSystemTime(Date.now() + waitMs - 1);
+      expect(thrown(() => missing.random(1)).message).toBe('HSM token unavailable: reconnecting (backing off after a failed attempt)');
+      vi.setSystemTime(Date.now() + 1);
+      expect(thrown(() => missing.random(1)).message, `after ${waitMs} ms`).toMatch(/no token labelled "no-such-token"/);
+    }
+  });
+
+  it('starts the backoff over once a connection succeeds', () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const failConnect = () => {
+      token.disconnect();
+      token.injectFaultsForTesting({ at: 1, ckr: 'CKR_TOKEN_NOT_PRESENT' });
+      expect(() => token.random(1)).toThrow(/CKR_TOKEN_NOT_PRESENT/);
+      token.injectFaultsForTesting(undefined);
+    };
+    failConnect();
+    vi.setSystemTime(Date.now() + 250);
+    failConnect(); // now waiting 500 ms
+    vi.setSystemTime(Date.now() + 500);
+    expect(token.random(1)).toHaveLength(1);
+    failConnect();
+    vi.setSystemTime(Date.now() + 249);
+    expect(() => token.random(1)).toThrow(/backing off/);
+    vi.setSystemTime(Date.now() + 1);
+    expect(token.random(1)).toHaveLength(1);
+  });
+});
