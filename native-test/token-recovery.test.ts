@@ -1,6 +1,7 @@
 import pkcs11js from 'pkcs11js';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { IntegrityError, TokenError, TokenUnavailableError } from '../src/pkcs11/errors.js';
+import { asTokenError, IntegrityError, TokenError, TokenUnavailableError } from '../src/pkcs11/errors.js';
+import { FaultInjector } from '../src/pkcs11/fault-injection.js';
 import { slotId } from '../src/pkcs11/module.js';
 import { Token } from '../src/pkcs11/token.js';
 import { freshProcessToken, sideChannel, type TestToken } from './support/softhsm.js';
@@ -223,5 +224,47 @@ describe('Token recovery ladder and connection errors, against SoftHSM2', () => 
     expect(() => token.random(1)).toThrow(/backing off/);
     vi.setSystemTime(Date.now() + 1);
     expect(token.random(1)).toHaveLength(1);
+  });
+
+  describe('fault injection (the test machinery the HSM fault suite relies on)', () => {
+    it('counts and names every C_ call and leaves everything else of the module as it is', () => {
+      const { p11, slot } = sideChannel(t);
+      const injector = new FaultInjector({ countOnly: true });
+      const wrapped = injector.wrap(p11);
+      expect(wrapped.C_GetSlotList(true).length).toBeGreaterThan(0);
+      wrapped.C_GetTokenInfo(slot);
+      expect(wrapped.load).toBe(p11.load);
+      expect(injector.functions).toEqual(['C_GetSlotList', 'C_GetTokenInfo']);
+      expect(injector.calls).toBe(2);
+      expect(injector.firedAt).toBeUndefined();
+    });
+
+    it('breaks exactly the planned call with the CKR and code a module would report', () => {
+      const { p11, slot } = sideChannel(t);
+      const codes = { CKR_GENERAL_ERROR: 0x05, CKR_DEVICE_ERROR: 0x30, CKR_OBJECT_HANDLE_INVALID: 0x82, CKR_SESSION_HANDLE_INVALID: 0xb3, CKR_CRYPTOKI_NOT_INITIALIZED: 0x190 };
+      for (const [ckr, code] of Object.entries(codes)) {
+        const injector = new FaultInjector({ at: 2, ckr });
+        const wrapped = injector.wrap(p11);
+        wrapped.C_GetTokenInfo(slot);
+        const te = asTokenError(thrown(() => wrapped.C_GetTokenInfo(slot)), 'C_GetTokenInfo');
+        expect([te.ckr, te.code], ckr).toEqual([ckr, code]);
+        expect(injector.firedAt).toBe('C_GetTokenInfo');
+        wrapped.C_GetSlotList(true);
+        expect(injector.calls).toBe(3);
+      }
+      // A CKR without a known code is reported as a general error's code, under its own name.
+      const other = new FaultInjector({ at: 1, ckr: 'CKR_TOKEN_NOT_PRESENT' }).wrap(p11);
+      const te = asTokenError(thrown(() => other.C_GetSlotList(true)), 'C_GetSlotList');
+      expect([te.ckr, te.code]).toEqual(['CKR_TOKEN_NOT_PRESENT', 0x05]);
+    });
+
+    it('can finalize the module just before the planned call, which then meets a module that is gone', () => {
+      token.random(1);
+      const injector = token.injectFaultsForTesting({ at: 1, finalize: true })!;
+      expect(token.random(4)).toHaveLength(4);
+      expect(injector.firedAt).toBe('C_GenerateRandom');
+      // The call itself failed (not initialized), so the token climbed to the library rung.
+      expect(injector.functions.slice(0, 3)).toEqual(['C_GenerateRandom', 'C_Finalize', 'C_Initialize']);
+    });
   });
 });
