@@ -6,7 +6,7 @@ import { findSlot } from '../src/pkcs11/module.js';
 import { workingKeyTemplate, wrappableKeyTemplate } from '../src/pkcs11/templates.js';
 import type { TokenConfig } from '../src/pkcs11/token.js';
 
-/** One PKCS#11 call of a recipe; C_EncryptInit and C_Encrypt are two, as the token counts them. */
+/** One PKCS#11 call of a recipe; C_EncryptInit and C_Encrypt are two calls, as PKCS#11 has them. */
 export type RecipeCall = 'C_GenerateKey' | 'C_CreateObject' | 'C_WrapKey' | 'C_UnwrapKey' | 'C_DestroyObject' | 'C_EncryptInit' | 'C_Encrypt' | 'C_GenerateRandom';
 
 const KWP = { mechanism: pkcs11js.CKM_AES_KEY_WRAP_PAD };

@@ -12,14 +12,15 @@ import { benchToken, median, unsealedCore } from './support.js';
 const SMALL = 10;
 const LARGE = Number(process.env.BENCH_REKEY_ENTRIES ?? 100_000);
 const TRIALS = Number(process.env.BENCH_TRIALS ?? 41);
-/** Measured 0.78–0.87 over seven runs on a loaded machine, and 0.52 with the root key imported twice. */
-const REKEY_VS_REPLAY = 0.65;
+/** Fastest against fastest: measured 0.85–0.89 over four runs on a loaded machine, and 0.52 with the root key imported twice. */
+const REKEY_VS_REPLAY = 0.7;
 
 /**
  * One rekey's PKCS#11 calls, counted on 2026-12-03 and fixed here on purpose: a rekey that starts
  * making more calls must not take its baseline along. Rebuilding the old root from the shares and
- * checking it (import, wrap, unwrap, two probe encryptions, release), then making the new root and
- * writing the keyring and root-key entry under it, and releasing the old root.
+ * checking it (import, wrap, unwrap, two probe encryptions, release), then making the new root,
+ * encrypting the keyring under it and the root-key entry under the active term, and releasing the
+ * old root.
  */
 const REKEY_CALLS: readonly RecipeCall[] = [
   'C_CreateObject', 'C_WrapKey', 'C_DestroyObject', 'C_UnwrapKey',
@@ -71,18 +72,21 @@ for (let t = 0; t < TRIALS; t++) {
 for (const c of clusters) await c.core.shutdown();
 const smallMs = median(times[0]!);
 const largeMs = median(times[1]!);
-const replayMs = median(replays);
+// Against the replay, the fastest of each: both are fixed work, and under load the fastest trial is
+// the one the scheduler and the garbage collector disturbed least, where a median drifts with them.
+const fastestMs = Math.min(...times[1]!);
+const replayMs = Math.min(...replays);
 const entries = LARGE.toLocaleString('en-US');
 console.log(`rekey latency (SoftHSM2, inmem storage, median of ${TRIALS} rekeys)`);
 console.log(`  ${SMALL} entries: ${smallMs.toFixed(2)} ms   ${entries} entries: ${largeMs.toFixed(2)} ms   ratio ${(largeMs / smallMs).toFixed(2)} (target ≤ 1.2)`);
-console.log(`  raw replay of ${REKEY_CALLS.length} PKCS#11 calls: ${replayMs.toFixed(2)} ms   replay/rekey ${(replayMs / largeMs).toFixed(2)}   (this run's rekey made ${callsThisRun})`);
+console.log(`  fastest: rekey ${fastestMs.toFixed(2)} ms   raw replay of ${REKEY_CALLS.length} PKCS#11 calls ${replayMs.toFixed(2)} ms   replay/rekey ${(replayMs / fastestMs).toFixed(2)}   (this run's rekey made ${callsThisRun})`);
 report({ name: `rekey latency, ${entries} vs ${SMALL} entries`, value: largeMs, baseline: smallMs, unit: 'ms', ratio: largeMs / smallMs, target: { of: 'ratio', op: '≤', limit: 1.2 } });
 report({
-  name: `rekey latency, ${entries} entries, vs raw replay of its ${REKEY_CALLS.length} PKCS#11 calls`,
-  value: largeMs,
+  name: `rekey latency, ${entries} entries, vs raw replay of its ${REKEY_CALLS.length} PKCS#11 calls (fastest of ${TRIALS} each)`,
+  value: fastestMs,
   baseline: replayMs,
   unit: 'ms',
-  ratio: replayMs / largeMs,
+  ratio: replayMs / fastestMs,
   target: { of: 'ratio', op: '≥', limit: REKEY_VS_REPLAY },
   note: `this run's rekey made ${callsThisRun}; lower is better; ratio = baseline/value`,
 });

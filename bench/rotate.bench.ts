@@ -17,12 +17,12 @@ const LARGE = Number(process.env.BENCH_ROTATE_ENTRIES ?? 100_000);
 const REWRAP_ENTRIES = Number(process.env.BENCH_REWRAP_ENTRIES ?? 4_000);
 const REWRAP_ROUNDS = Number(process.env.BENCH_REWRAP_ROUNDS ?? 20);
 const TRIALS = Number(process.env.BENCH_TRIALS ?? 41);
-/** Measured 0.60–0.68 over seven runs on a loaded machine, and 0.41 with the term key generated twice. */
-const ROTATE_VS_REPLAY = 0.5;
-/** Measured 0.78–0.88 over seven runs on a loaded machine; a rewrap idling or doing extra work per entry falls below. */
+/** Fastest against fastest: measured 0.71–0.76 over eight runs on a loaded machine, and 0.45 with the term key generated twice. */
+const ROTATE_VS_REPLAY = 0.6;
+/** Measured 0.69–0.95 over five runs on a loaded machine; a rewrap idling or doing extra work per entry falls below. */
 const REWRAP_VS_BARRIER = 0.6;
-/** In CPU time, measured 0.56–0.59 over five runs on a loaded machine, and 0.44 with a second decryption per entry. */
-const REWRAP_VS_RAW_TOKEN = 0.5;
+/** In CPU time, measured 0.60–0.69 over six runs on a loaded machine, and 0.50 with a second decryption per entry. */
+const REWRAP_VS_RAW_TOKEN = 0.55;
 
 /**
  * One rotation's PKCS#11 calls, counted on 2026-12-03 and fixed here on purpose: a rotation that
@@ -65,18 +65,21 @@ raw.close();
 for (const core of clusters) await core.shutdown();
 const smallMs = median(times[0]!);
 const largeMs = median(times[1]!);
-const replayMs = median(replays);
+// Against the replay, the fastest of each: both are fixed work, and under load the fastest trial is
+// the one the scheduler and the garbage collector disturbed least, where a median drifts with them.
+const fastestMs = Math.min(...times[1]!);
+const replayMs = Math.min(...replays);
 const entries = LARGE.toLocaleString('en-US');
 console.log(`rotate latency (SoftHSM2, inmem storage, median of ${TRIALS} rotations)`);
 console.log(`  ${SMALL} entries: ${smallMs.toFixed(2)} ms   ${entries} entries: ${largeMs.toFixed(2)} ms   ratio ${(largeMs / smallMs).toFixed(2)} (target ≤ 1.2)`);
-console.log(`  raw replay of ${ROTATE_CALLS.length} PKCS#11 calls: ${replayMs.toFixed(2)} ms   replay/rotate ${(replayMs / largeMs).toFixed(2)}   (this run's rotation made ${callsThisRun})`);
+console.log(`  fastest: rotation ${fastestMs.toFixed(2)} ms   raw replay of ${ROTATE_CALLS.length} PKCS#11 calls ${replayMs.toFixed(2)} ms   replay/rotate ${(replayMs / fastestMs).toFixed(2)}   (this run's rotation made ${callsThisRun})`);
 report({ name: `rotate latency, ${entries} vs ${SMALL} entries`, value: largeMs, baseline: smallMs, unit: 'ms', ratio: largeMs / smallMs, target: { of: 'ratio', op: '≤', limit: 1.2 } });
 report({
-  name: `rotate latency, ${entries} entries, vs raw replay of its ${ROTATE_CALLS.length} PKCS#11 calls`,
-  value: largeMs,
+  name: `rotate latency, ${entries} entries, vs raw replay of its ${ROTATE_CALLS.length} PKCS#11 calls (fastest of ${TRIALS} each)`,
+  value: fastestMs,
   baseline: replayMs,
   unit: 'ms',
-  ratio: replayMs / largeMs,
+  ratio: replayMs / fastestMs,
   target: { of: 'ratio', op: '≥', limit: ROTATE_VS_REPLAY },
   note: `this run's rotation made ${callsThisRun}; lower is better; ratio = baseline/value`,
 });
@@ -89,9 +92,11 @@ report({
 // Against the barrier loop they stay per wall-clock second, which also sees a rewrap that idles.
 const core = await cluster(REWRAP_ENTRIES);
 const rawToken = new RawToken(config);
-const spent = { barrier: new Elapsed(), token: new Elapsed(), rewrap: new Elapsed() };
-let rewrapped = 0;
-for (let round = 0; round < REWRAP_ROUNDS; round++) {
+type Spent = Record<'barrier' | 'token' | 'rewrap', Elapsed>;
+const elapsed = (): Spent => ({ barrier: new Elapsed(), token: new Elapsed(), rewrap: new Elapsed() });
+
+/** One round of each contender over every entry, ending with a rotation and a rewrap; returns the entries rewrapped. */
+async function rewrapRound(spent: Spent): Promise<number> {
   await spent.barrier.time(async () => {
     for (let i = 0; i < REWRAP_ENTRIES; i++) {
       const path = `logical/bench/entry-${i}`;
@@ -105,8 +110,14 @@ for (let round = 0; round < REWRAP_ROUNDS; round++) {
     await core.rewrap.start();
     while (core.rewrap.status().state === 'running') await new Promise((r) => setTimeout(r, 5));
   });
-  rewrapped += core.rewrap.status().rewrapped;
+  return core.rewrap.status().rewrapped;
 }
+
+// The first rewrap costs about four times a later one (cold code), so a warm-up round goes untimed.
+await rewrapRound(elapsed());
+const spent = elapsed();
+let rewrapped = 0;
+for (let round = 0; round < REWRAP_ROUNDS; round++) rewrapped += await rewrapRound(spent);
 const looped = REWRAP_ENTRIES * REWRAP_ROUNDS;
 const wall = { barrier: (looped * 1000) / spent.barrier.wallMs, rewrap: (rewrapped * 1000) / spent.rewrap.wallMs };
 const cpu = { token: (looped * 1000) / spent.token.cpuMs, rewrap: (rewrapped * 1000) / spent.rewrap.cpuMs };
