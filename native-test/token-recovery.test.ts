@@ -1,4 +1,5 @@
 import pkcs11js from 'pkcs11js';
+import { pino } from 'pino';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { asTokenError, IntegrityError, TokenError, TokenUnavailableError } from '../src/pkcs11/errors.js';
 import { FaultInjector } from '../src/pkcs11/fault-injection.js';
@@ -224,6 +225,75 @@ describe('Token recovery ladder and connection errors, against SoftHSM2', () => 
     expect(() => token.random(1)).toThrow(/backing off/);
     vi.setSystemTime(Date.now() + 1);
     expect(token.random(1)).toHaveLength(1);
+  });
+
+  /** How many secret-key session objects the application holds (every session sees them all). */
+  function sessionKeys(): number {
+    const { p11, slot } = sideChannel(t);
+    const s = p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION);
+    try {
+      p11.C_FindObjectsInit(s, [
+        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+        { type: pkcs11js.CKA_TOKEN, value: false },
+      ]);
+      const n = p11.C_FindObjects(s, 1000).length;
+      p11.C_FindObjectsFinal(s);
+      return n;
+    } finally {
+      p11.C_CloseSession(s);
+    }
+  }
+
+  it('closes the session it gives up on, so the working keys made in it are gone too', () => {
+    token.random(1);
+    const before = sessionKeys();
+    const key = token.generateKey();
+    expect(sessionKeys()).toBe(before + 1);
+    token.injectFaultsForTesting({ at: 1, ckr: 'CKR_SESSION_HANDLE_INVALID' });
+    token.random(1);
+    token.injectFaultsForTesting(undefined);
+    expect(sessionKeys()).toBe(before);
+    // The key is unwrapped again from its blob on its next use.
+    expect(token.sameKey(key, token.loadKey(key.blob))).toBe(true);
+  });
+
+  it('logs the application out on disconnect, even while other sessions stay open', () => {
+    token.random(1);
+    const { p11, slot } = sideChannel(t);
+    const other = p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION);
+    try {
+      const sealKeysSeen = () => {
+        p11.C_FindObjectsInit(other, [{ type: pkcs11js.CKA_LABEL, value: t.config.keyLabel }]);
+        const n = p11.C_FindObjects(other, 2).length;
+        p11.C_FindObjectsFinal(other);
+        return n;
+      };
+      expect(sealKeysSeen()).toBe(1);
+      token.disconnect();
+      // The seal key is a private object: only a logged-in application sees it.
+      expect(sealKeysSeen()).toBe(0);
+    } finally {
+      p11.C_CloseSession(other);
+    }
+    expect(token.random(2)).toHaveLength(2);
+  });
+
+  it('logs each recovery with the CKR and the rung, a refused login as an error, and a generated seal key', () => {
+    const logs: Array<Record<string, unknown>> = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
+    const logged = new Token({ ...t.config, keyLabel: 'logged-seal' }, log);
+    logged.ensureSealKey(true);
+    expect(logs.at(-1)).toMatchObject({ level: 30, msg: 'generated seal key in token', keyLabel: 'logged-seal' });
+    logged.injectFaultsForTesting({ at: 1, ckr: 'CKR_OBJECT_HANDLE_INVALID' });
+    logged.random(1);
+    expect(logs.at(-1)).toMatchObject({ level: 40, msg: 'PKCS#11 call failed; recovering the token session', ckr: 'CKR_OBJECT_HANDLE_INVALID', fn: 'C_GenerateRandom', rung: 'session' });
+    logged.injectFaultsForTesting(undefined);
+
+    token.disconnect();
+    logged.disconnect();
+    const wrongPin = new Token({ ...t.config, pin: 'not-the-pin' }, log);
+    expect(() => wrongPin.random(1)).toThrow(/CKR_PIN_INCORRECT/);
+    expect(logs.at(-1)).toMatchObject({ level: 50, msg: 'PKCS#11 login failed; not retrying', ckr: 'CKR_PIN_INCORRECT' });
   });
 
   describe('fault injection (the test machinery the HSM fault suite relies on)', () => {
