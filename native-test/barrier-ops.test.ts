@@ -9,12 +9,14 @@ import { BarrierView } from '../src/barrier/view.js';
 import { Token } from '../src/pkcs11/token.js';
 import { FileBackend } from '../src/storage/file.js';
 import { InmemBackend } from '../src/storage/inmem.js';
-import { freshProcessToken } from './support/softhsm.js';
+import pkcs11js from 'pkcs11js';
+import { freshProcessToken, sideChannel, type TestToken } from './support/softhsm.js';
 
+let t: TestToken;
 let token: Token;
 
 beforeAll(async () => {
-  const t = await freshProcessToken();
+  t = await freshProcessToken();
   token = new Token(t.config);
   token.ensureSealKey(true);
 });
@@ -101,12 +103,12 @@ describe('barrier operations on SoftHSM2 and file storage', () => {
     const { storage, barrier } = await unsealed();
     await barrier.put('t/gone', Buffer.from('old'));
     await barrier.transaction([
-      { kind: 'put', path: 't/a', value: Buffer.from('A') },
+      { kind: 'put', path: 't/a', value: Buffer.from('plaintext-marker-A') },
       { kind: 'put', path: 'core/seal-config', value: Buffer.from('cfg') },
       { kind: 'delete', path: 't/gone' },
     ]);
-    expect((await barrier.get('t/a'))?.toString()).toBe('A');
-    expect((await storage.get('t/a'))?.includes(Buffer.from('A'))).toBe(false);
+    expect((await barrier.get('t/a'))?.toString()).toBe('plaintext-marker-A');
+    expect((await storage.get('t/a'))?.includes(Buffer.from('plaintext-marker-A'))).toBe(false);
     expect((await storage.get('core/seal-config'))?.toString()).toBe('cfg');
     expect(await storage.get('t/gone')).toBeUndefined();
   });
@@ -318,6 +320,67 @@ describe('barrier operations on SoftHSM2 and file storage', () => {
     await storage.put(upgradePath(2), active.encrypt(upgradePath(2), serializeUpgrade({ next: term2, createdMs: 0 })));
     expect(await standby.followUpgrades()).toEqual([2]);
     expect(standby.activeKey().term).toBe(2);
+  });
+});
+
+describe('working keys in the token', () => {
+  /** How many secret-key session objects the application holds. */
+  function sessionKeys(): number {
+    const { p11, slot } = sideChannel(t);
+    const s = p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION);
+    try {
+      p11.C_FindObjectsInit(s, [
+        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+        { type: pkcs11js.CKA_TOKEN, value: false },
+      ]);
+      const n = p11.C_FindObjects(s, 1000).length;
+      p11.C_FindObjectsFinal(s);
+      return n;
+    } finally {
+      p11.C_CloseSession(s);
+    }
+  }
+
+  it('holds one per term plus the root key while unsealed, and none once sealed', async () => {
+    const before = sessionKeys();
+    const { dir, barrier } = await unsealed();
+    expect(sessionKeys()).toBe(before + 2);
+    await barrier.rotate();
+    expect(sessionKeys()).toBe(before + 3);
+    // A rotation that cannot be written leaves no key behind.
+    const repair = await breakNextJournalWrite(dir);
+    await expect(barrier.rotate()).rejects.toThrow(/ENOENT/);
+    await repair();
+    expect(sessionKeys()).toBe(before + 3);
+    // A rekey replaces the root key; following an unchanged root key keeps none of the candidate.
+    await barrier.rekey(token.importKey(Buffer.alloc(32, 2)), []);
+    expect(sessionKeys()).toBe(before + 3);
+    expect(await barrier.followRootKey()).toBe(false);
+    expect(sessionKeys()).toBe(before + 3);
+    await barrier.pruneTerms([1]);
+    expect(sessionKeys()).toBe(before + 2);
+    await barrier.seal();
+    expect(sessionKeys()).toBe(before);
+  });
+
+  it('swaps the root key it follows and releases the old one', async () => {
+    const { storage, barrier, rootBlob } = await unsealed();
+    const standby = new TokenBarrier(storage, token);
+    await standby.unseal(token.loadKey(rootBlob));
+    await barrier.rekey(token.importKey(Buffer.alloc(32, 1)), []);
+    const before = sessionKeys();
+    expect(await standby.followRootKey()).toBe(true);
+    expect(sessionKeys()).toBe(before);
+    expect(standby.isRootKey(token.importKey(Buffer.alloc(32, 1)))).toBe(true);
+  });
+
+  it('seals even when the encryption counts cannot be written', async () => {
+    const { dir, barrier } = await unsealed();
+    await barrier.put('s/x', Buffer.from('v'));
+    const repair = await breakNextJournalWrite(dir);
+    await barrier.seal();
+    await repair();
+    expect(barrier.sealed).toBe(true);
   });
 });
 
