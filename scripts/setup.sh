@@ -17,6 +17,9 @@ command -v jq >/dev/null || missing+=(jq)
 command -v openssl >/dev/null || missing+=(openssl)
 # PostgreSQL server binaries: the tests start throwaway clusters (the restart tests always their own).
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
+# The HSM emulator (native-test/hsm-emulator) is C: a compiler and the PKCS#11 header of p11-kit.
+command -v cc >/dev/null || missing+=(gcc libc6-dev)
+[ -f /usr/include/p11-kit-1/p11-kit/pkcs11.h ] || missing+=(libp11-kit-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]} from Debian's packages" >&2
   as_root apt-get update -qq
@@ -31,6 +34,9 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   npm ci --no-audit --no-fund --loglevel=error
   echo "$want" > "$stamp"
 fi
+
+# The HSM emulator the native tests and benchmarks load in place of SoftHSM2 (docs/HSM.md); rebuilt when its source changed.
+bash native-test/hsm-emulator/build.sh >/dev/null
 
 # Compile src/ to dist/ when any source is newer than the last build: scripts/keyward then starts
 # in about two thirds of the time tsx needs (it falls back to tsx while dist/ is stale).
