@@ -119,7 +119,7 @@ static CK_RV load_result;
 
 /* Held for reading by every call forwarded alongside others, for writing by what ends the connection. */
 static pthread_rwlock_t connection;
-/* ctl->drop_generation at the last C_Initialize: the connection is down while they differ. Guarded by `connection`. */
+/* ctl->drop_generation at the last C_Initialize or C_Finalize: the connection is down while they differ. Guarded by `connection`. */
 static uint64_t joined_generation;
 
 /* The sessions opened through the emulator: what a drop closes and what the cap counts. */
