@@ -104,13 +104,13 @@ ${table}
 
 A row with a target is **met** or **missed** by its figure in this run alone: the ratio, or for
 standby pickup and failover the value in milliseconds, unrounded (a ratio shown as 0.50 can miss
-≥ 0.5). A figure that could not be measured (NaN) is missed. Rows without a target say \`no target\`: they are context, such as how far node:crypto
-is ahead. \`npm run bench\` lists the missed rows after the table and exits 0;
-\`npm run bench -- --check\` exits 1 when any target is missed.
-\`npx tsx bench/run.ts --only rekey,rotate\` runs some of the benchmarks (barrier, rekey,
-rotate, http, ha, memory) and leaves this file alone;
-\`BENCH_REKEY_ENTRIES\`, \`BENCH_ROTATE_ENTRIES\`, \`BENCH_REWRAP_ROUNDS\`, \`BENCH_TRIALS\` and
-\`BENCH_MEMORY_WRITES\` make a quick run smaller. The verdict logic is \`bench/verdict.ts\`, tested in
+≥ 0.5). A figure that could not be measured (NaN) is missed. Rows without a target say
+\`no target\`: they are context, such as how far node:crypto is ahead. \`npm run bench\` lists the
+missed rows after the table and exits 0; \`npm run bench -- --check\` exits 1 when any target is
+missed. \`npx tsx bench/run.ts --only rekey,rotate\` runs some of the benchmarks (barrier, rekey,
+rotate, http, ha, memory) and leaves this file alone; \`BENCH_REKEY_ENTRIES\`,
+\`BENCH_ROTATE_ENTRIES\`, \`BENCH_REWRAP_ROUNDS\`, \`BENCH_TRIALS\` and \`BENCH_MEMORY_WRITES\` make a
+quick run smaller. The verdict logic is \`bench/verdict.ts\`, tested in
 \`test/bench-verdict.test.ts\`.
 
 ## Baselines outside the path under test
@@ -150,7 +150,7 @@ by hand for the measurement:
   warm-up round (the first rewrap costs about four times a later one), so load from elsewhere
   hits all of them alike; with fewer entries per round the job's fixed cost lowers the ratio.
 
-## Where the time goes (targets not met)
+## Where the time goes (targets not met, from profiles taken on 2026-11-22)
 
 - **HTTP KV v2 read** (target ≥ 0.5). keyward is CPU-bound on one core. A CPU profile of the
   server under 10 connections gives about a fifth of its time to the two PKCS#11 decryptions a
