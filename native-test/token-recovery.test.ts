@@ -81,6 +81,13 @@ describe('Token recovery ladder and connection errors, against SoftHSM2', () => 
     expect(after).toContain('C_OpenSession');
   });
 
+  it('re-initializes a module finalized while it had no session open', () => {
+    token.disconnect();
+    sideChannel(t).p11.C_Finalize();
+    expect(token.random(4)).toHaveLength(4);
+    expect(token.connected).toBe(true);
+  });
+
   it('gives a fatal failure back at once, without recovery', () => {
     token.random(1);
     const injector = token.injectFaultsForTesting({ at: 1, ckr: 'CKR_KEY_FUNCTION_NOT_PERMITTED' })!;
