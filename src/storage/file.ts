@@ -14,7 +14,8 @@ const JOURNALS = ['journal-0', 'journal-1'] as const;
 export interface FileBackendOptions {
   /**
    * Test-only fault hook: the process kills itself (SIGKILL) just before its Nth physical write
-   * (journal write, entry rename or entry delete), for crash-consistency tests.
+   * (journal write, entry rename or entry delete), for crash-consistency tests. While armed it
+   * names each write on stderr, that one included, before making it.
    */
   crashAtWrite?: number;
 }
@@ -224,7 +225,7 @@ export class FileBackend implements StorageBackend {
     const bytes = Buffer.allocUnsafe(4 + json.length);
     bytes.writeUInt32BE(json.length, 0);
     json.copy(bytes, 4);
-    this.beforeWrite();
+    this.beforeWrite('journal');
     // Written in place: a torn journal is a batch that was never acknowledged (see replayJournal).
     const fd = openSync(this.journalPaths[seq % 2]!, 'r+');
     try {
@@ -312,7 +313,7 @@ export class FileBackend implements StorageBackend {
     const fd = openSync(tmp, 'w', 0o600);
     try {
       for (let off = 0; off < value.length; ) off += writeSync(fd, value, off);
-      this.beforeWrite();
+      this.beforeWrite(`rename ${key}`);
       renameSync(tmp, file);
     } catch (err) {
       closeSync(fd);
@@ -325,7 +326,7 @@ export class FileBackend implements StorageBackend {
 
   private removeEntry(key: string): void {
     const file = this.fileOf(key);
-    this.beforeWrite();
+    this.beforeWrite(`delete ${key}`);
     try {
       unlinkSync(file);
     } catch (err) {
@@ -348,8 +349,12 @@ export class FileBackend implements StorageBackend {
     }
   }
 
-  private beforeWrite(): void {
-    if (++this.writes === this.options.crashAtWrite) process.kill(process.pid, 'SIGKILL');
+  /** The crash hook; `write` names the write about to happen: `journal`, `rename <key>` or `delete <key>`. */
+  private beforeWrite(write: string): void {
+    if (this.options.crashAtWrite === undefined) return;
+    // One line per write, so a crash test knows what the run wrote and which write it stopped before.
+    writeSync(2, `keyward test write ${++this.writes}: ${write}\n`);
+    if (this.writes === this.options.crashAtWrite) process.kill(process.pid, 'SIGKILL');
   }
 
   private fileOf(key: string): string {
