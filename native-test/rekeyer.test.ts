@@ -1,4 +1,5 @@
 import * as openpgp from 'openpgp';
+import pkcs11js from 'pkcs11js';
 import { pino } from 'pino';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { TokenBarrier } from '../src/barrier/barrier.js';
@@ -11,13 +12,14 @@ import { split } from '../src/crypto/shamir.js';
 import { IntegrityError } from '../src/pkcs11/errors.js';
 import { Token } from '../src/pkcs11/token.js';
 import { InmemBackend } from '../src/storage/inmem.js';
-import { freshProcessToken } from './support/softhsm.js';
+import { freshProcessToken, sideChannel, type TestToken } from './support/softhsm.js';
 
 /**
  * The rekey state machine driven directly, on a SoftHSM2 barrier over in-memory storage: every
  * step's answer, every refusal's message, what is stored, and what is logged.
  */
 describe('Rekeyer against SoftHSM2', () => {
+  let hsm: TestToken;
   let token: Token;
   let storage: InmemBackend;
   let barrier: TokenBarrier;
@@ -43,6 +45,19 @@ describe('Rekeyer against SoftHSM2', () => {
   const isRoot = (keys: string[]) => barrier.isRootKey(rebuildKey(token, keys.map((k) => Buffer.from(k, 'hex')), 'test'));
   const logged = (msg: string) => logs.filter((l) => l.msg === msg);
   const refusal = (message: string) => new InvalidRequestError(message);
+  /** The secret keys this process holds in the token as session objects (working keys). */
+  const sessionKeys = (): number => {
+    const { p11, slot } = sideChannel(hsm);
+    const s = p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION);
+    try {
+      p11.C_FindObjectsInit(s, [{ type: pkcs11js.CKA_TOKEN, value: false }, { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY }]);
+      const found = p11.C_FindObjects(s, 1000);
+      p11.C_FindObjectsFinal(s);
+      return found.length;
+    } finally {
+      p11.C_CloseSession(s);
+    }
+  };
 
   function newRekeyer(persistOperation = false): Rekeyer {
     const stream = { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) };
@@ -57,8 +72,8 @@ describe('Rekeyer against SoftHSM2', () => {
   }
 
   beforeAll(async () => {
-    const t = await freshProcessToken();
-    token = new Token(t.config);
+    hsm = await freshProcessToken();
+    token = new Token(hsm.config);
     token.ensureSealKey(true);
   });
 
@@ -192,6 +207,17 @@ describe('Rekeyer against SoftHSM2', () => {
     expect(isRoot(shares.slice(0, 2))).toBe(false);
   });
 
+  it('says when the current shares cannot be combined at all, and keeps the rekey open', async () => {
+    const { nonce } = await rekeyer.start(request());
+    // Same x-coordinate, different bytes: two distinct shares that Shamir refuses.
+    const clash = Buffer.from(shares[0]!, 'hex');
+    clash[0]! ^= 1;
+    await expect(giveAll(nonce, [shares[0]!, clash.toString('hex')])).rejects.toThrow(
+      /^rekey failed: the shares cannot be combined \(duplicate part detected\); progress has been reset$/,
+    );
+    expect(await rekeyer.status()).toMatchObject({ nonce, started: true, progress: 0 });
+  });
+
   it('cancels idempotently and logs it', async () => {
     rekeyer.cancel();
     expect(logged('rekey canceled')).toEqual([]);
@@ -299,8 +325,11 @@ describe('Rekeyer against SoftHSM2', () => {
     });
 
     it('drops the pending root key on cancel: the old shares stay, the new ones never work', async () => {
+      const before = sessionKeys();
       const done = await completed();
+      expect(sessionKeys()).toBe(before + 1);
       rekeyer.cancel();
+      expect(sessionKeys()).toBe(before);
       expect(await rekeyer.status()).toMatchObject({ started: false });
       expect(() => rekeyer.verifyStatus()).toThrow(refusal('no rekey verification in progress'));
       await expect(rekeyer.verify(done.keys[0], done.verification_nonce)).rejects.toThrow(refusal('no rekey verification in progress'));
@@ -393,6 +422,9 @@ describe('Rekeyer against SoftHSM2', () => {
       );
       await expect(successor.update(shares[0], 'other')).rejects.toThrow(refusal('no rekey in progress'));
       expect((await successor.status()).started).toBe(false);
+      // Once a new rekey runs, the old nonce is just a wrong one.
+      await successor.start(request());
+      await expect(successor.update(shares[0], nonce)).rejects.toThrow(refusal('incorrect nonce'));
     });
   });
 });

@@ -4,19 +4,23 @@ import { TokenBarrier } from '../src/barrier/barrier.js';
 import { InvalidRequestError, PermissionDeniedError } from '../src/core/errors.js';
 import { DEFAULT_TOKEN_TTL, newTokenId, type TokenEntry, TokenStore } from '../src/core/token-store.js';
 import { Token } from '../src/pkcs11/token.js';
+import type { StorageOp } from '../src/storage/backend.js';
 import { InmemBackend } from '../src/storage/inmem.js';
 import { freshProcessToken } from './support/softhsm.js';
 
-/** In-memory storage whose reads of one key can be held back, to interleave a lookup with a change. */
+/**
+ * In-memory storage where one call touching one key can be held back, to interleave a lookup
+ * with a change: a held read has read its value, a held write has not been applied yet.
+ */
 class GatedBackend extends InmemBackend {
-  private held: { key: string; reached: () => void; released: Promise<void> } | undefined;
+  private held: { method: 'get' | 'put' | 'transaction'; key: string; reached: () => void; released: Promise<void> } | undefined;
 
-  /** Holds reads of `key`, after they read the value, until `release`; `reached` resolves when one did. */
-  hold(key: string): { reached: Promise<void>; release: () => void } {
+  /** Holds `method` calls on `key` until `release`; `reached` resolves when one got there. */
+  hold(method: 'get' | 'put' | 'transaction', key: string): { reached: Promise<void>; release: () => void } {
     let reached!: () => void;
     let release!: () => void;
     const reachedP = new Promise<void>((r) => (reached = r));
-    this.held = { key, reached, released: new Promise((r) => (release = r)) };
+    this.held = { method, key, reached, released: new Promise((r) => (release = r)) };
     return {
       reached: reachedP,
       release: () => {
@@ -26,14 +30,28 @@ class GatedBackend extends InmemBackend {
     };
   }
 
-  override async get(key: string): Promise<Buffer | undefined> {
-    const value = await super.get(key);
+  private async gate(method: 'get' | 'put' | 'transaction', keys: string[]): Promise<void> {
     const held = this.held;
-    if (held?.key === key) {
+    if (held?.method === method && keys.includes(held.key)) {
       held.reached();
       await held.released;
     }
+  }
+
+  override async get(key: string): Promise<Buffer | undefined> {
+    const value = await super.get(key);
+    await this.gate('get', [key]);
     return value;
+  }
+
+  override async put(key: string, value: Buffer): Promise<void> {
+    await this.gate('put', [key]);
+    return super.put(key, value);
+  }
+
+  override async transaction(ops: readonly StorageOp[]): Promise<void> {
+    await this.gate('transaction', ops.map((op) => op.key));
+    return super.transaction(ops);
   }
 }
 
@@ -174,6 +192,10 @@ describe('TokenStore on a SoftHSM2 barrier', () => {
     const { entry: parent } = await store.create(root, { policies: ['a', 'b'] }, 'p');
     expect((await store.create(parent, { policies: ['b'] }, 'p')).entry.policies).toEqual(['b', 'default']);
     expect((await store.create(parent, { policies: ['default'] }, 'p')).entry.policies).toEqual(['default']);
+    // default may always be given, even by a parent without it.
+    const { entry: bare } = await store.create(root, { policies: ['a'], no_default_policy: true }, 'p');
+    expect(bare.policies).toEqual(['a']);
+    expect((await store.create(bare, { policies: ['default', 'a'] }, 'p')).entry.policies).toEqual(['default', 'a']);
     await expect(store.create(parent, { policies: ['a', 'c', 'd'] }, 'p')).rejects.toThrow(
       denied('child policies must be subset of parent (not held: c, d)'),
     );
@@ -225,6 +247,18 @@ describe('TokenStore on a SoftHSM2 barrier', () => {
     expect(store.remainingTtl(entry)).toBe(0);
     clock += 5_000;
     expect(store.remainingTtl(entry)).toBe(0);
+  });
+
+  it('revokes the children of a token that expires or uses up its last use', async () => {
+    const { token: shortToken, entry: short } = await store.create(root, { policies: ['a'], ttl: 60 }, 'p');
+    const { token: longChild } = await store.create(short, { ttl: 3600 }, 'p');
+    const { token: onceToken, entry: once } = await store.create(root, { policies: ['a'], num_uses: 1 }, 'p');
+    const { token: onceChild } = await store.create(once, {}, 'p');
+    await store.use(await store.lookup(onceToken));
+    await expect(store.lookup(onceChild)).rejects.toThrow(denied('invalid token'));
+    clock += 60_000;
+    await expect(store.lookup(shortToken)).rejects.toThrow(denied('invalid token (expired)'));
+    await expect(store.lookup(longChild)).rejects.toThrow(denied('invalid token'));
   });
 
   it('counts uses: each one is stored, the last is allowed and revokes the token', async () => {
@@ -315,7 +349,7 @@ describe('TokenStore on a SoftHSM2 barrier', () => {
 
   it('never caches an entry read while the token was revoked', async () => {
     const { token, entry } = await store.create(root, { policies: ['a'] }, 'p');
-    const gate = storage.hold(idPath(entry.hash));
+    const gate = storage.hold('get', idPath(entry.hash));
     const racing = store.lookup(token);
     await gate.reached;
     await store.revoke(entry, false);
@@ -327,13 +361,38 @@ describe('TokenStore on a SoftHSM2 barrier', () => {
 
   it('never caches an entry read while the token was renewed', async () => {
     const { token, entry } = await store.create(root, { policies: ['a'], ttl: 100 }, 'p');
-    const gate = storage.hold(idPath(entry.hash));
+    const gate = storage.hold('get', idPath(entry.hash));
     const racing = store.lookup(token);
     await gate.reached;
     clock += 10_000;
     const renewed = await store.renew(entry);
     gate.release();
     expect((await racing).expire_time).toBe(entry.expire_time);
+    expect(await store.lookup(token)).toEqual(renewed);
+  });
+
+  it('drops from the cache an entry looked up while its revocation was being written', async () => {
+    const { token, entry } = await store.create(root, { policies: ['a'] }, 'p');
+    const gate = storage.hold('transaction', idPath(entry.hash));
+    const revoking = store.revoke(entry, false);
+    await gate.reached;
+    // Storage still has the token: this lookup succeeds, and may cache it...
+    expect((await store.lookup(token)).hash).toBe(entry.hash);
+    gate.release();
+    await revoking;
+    // ...but not past the revocation.
+    await expect(store.lookup(token)).rejects.toThrow(denied('invalid token'));
+  });
+
+  it('drops from the cache an entry looked up while its renewal was being written', async () => {
+    const { token, entry } = await store.create(root, { policies: ['a'], ttl: 100 }, 'p');
+    const gate = storage.hold('put', idPath(entry.hash));
+    clock += 10_000;
+    const renewing = store.renew(entry);
+    await gate.reached;
+    expect((await store.lookup(token)).expire_time).toBe(entry.expire_time);
+    gate.release();
+    const renewed = await renewing;
     expect(await store.lookup(token)).toEqual(renewed);
   });
 

@@ -30,6 +30,10 @@ describe('randomBase62', () => {
     expect(text).toBe('123');
   });
 
+  it('gives exactly the asked length, odd and tiny ones included', () => {
+    for (const n of [0, 1, 2, 25]) expect(randomBase62(n)).toHaveLength(n);
+  });
+
   it('gives the asked length from [0-9A-Za-z] with the system RNG, every character in use', () => {
     const text = randomBase62(62 * 200);
     expect(text).toHaveLength(62 * 200);

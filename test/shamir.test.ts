@@ -110,4 +110,38 @@ describe('shamir', () => {
     expect(() => combine([Buffer.alloc(33, 1), Buffer.alloc(32, 2)])).toThrow('same length');
     expect(() => split(s, 3, 2.5)).toThrow(ShamirError);
   });
+
+  it('gives each refusal its own message', () => {
+    const s = randomBytes(32);
+    expect(() => split(s, 2.5, 2)).toThrow(new ShamirError('parts and threshold must be integers'));
+    expect(() => split(s, 3, 2.5)).toThrow(new ShamirError('parts and threshold must be integers'));
+    expect(() => combine([Buffer.alloc(33)])).toThrow(new ShamirError('less than two parts cannot be used to reconstruct the secret'));
+    expect(() => combine([])).toThrow(ShamirError);
+    expect(new ShamirError('x').name).toBe('ShamirError');
+  });
+
+  it('draws the x-coordinates at random, not in order', () => {
+    const firstXs = new Set(Array.from({ length: 40 }, () => split(Buffer.from([1]), 2, 2)[0]![1]));
+    // 40 draws from 1..255 give well over 20 distinct values (a fixed order would give one).
+    expect(firstXs.size).toBeGreaterThan(20);
+  });
+
+  it('works at the limits: 255 of 255 shares, and one-byte secrets (two-byte shares)', () => {
+    const secret = randomBytes(4);
+    const all = split(secret, 255, 255);
+    expect(combine(all)).toEqual(secret);
+    expect(combine(all.slice(1))).not.toEqual(secret);
+    const tiny = split(Buffer.from([0xa5]), 2, 2);
+    expect(tiny.map((t) => t.length)).toEqual([2, 2]);
+    expect(combine(tiny)).toEqual(Buffer.from([0xa5]));
+  });
+
+  it('combines hand-made shares of f(x) = 0x42 + 7x, and refuses x = 0', () => {
+    // f(1) = 0x42 ^ 7 = 0x45; f(2) = 0x42 ^ (7·2) = 0x42 ^ 0x0e = 0x4c; f(3) = 0x42 ^ (7·3) = 0x42 ^ 9 = 0x4b.
+    expect(combine([Buffer.from([0x45, 1]), Buffer.from([0x4c, 2])])).toEqual(Buffer.from([0x42]));
+    expect(combine([Buffer.from([0x4b, 3]), Buffer.from([0x45, 1])])).toEqual(Buffer.from([0x42]));
+    expect(() => combine([Buffer.from([0x42, 0]), Buffer.from([0x45, 1])])).toThrow(
+      new ShamirError('a part has x-coordinate 0, which no valid part has'),
+    );
+  });
 });

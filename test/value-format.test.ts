@@ -21,4 +21,24 @@ describe('barrier value format', () => {
     v[4] = 0x01;
     expect(() => parseValue(v, 'p')).toThrow(/unknown format version 1/);
   });
+
+  it('accepts an empty plaintext (header and tag only) and refuses a byte less, naming the path', () => {
+    const empty = allocateValue(7, Buffer.alloc(12, 0xee), 0);
+    expect(empty.length).toBe(33);
+    expect(parseValue(empty, 'kv/x')).toEqual({ term: 7, nonce: Buffer.alloc(12, 0xee), sealed: empty.subarray(17) });
+    for (const length of [0, 1, 17, 32]) {
+      const short = Buffer.alloc(length, 0x02);
+      expect(() => parseValue(short, 'kv/x'), String(length)).toThrow(new IntegrityError('value at "kv/x" is too short to be a barrier value'));
+    }
+    const v1 = Buffer.from(empty);
+    v1[4] = 0x03;
+    expect(() => parseValue(v1, 'kv/y')).toThrow(new IntegrityError('value at "kv/y" has unknown format version 3'));
+  });
+
+  it('reads terms as unsigned 32-bit big-endian, up to 2^32 - 1', () => {
+    const v = allocateValue(0xffffffff, Buffer.alloc(12), 3);
+    expect(v.subarray(0, 5).toString('hex')).toBe('ffffffff02');
+    expect(termOf(v)).toBe(0xffffffff);
+    expect(parseValue(v, 'p').term).toBe(0xffffffff);
+  });
 });
