@@ -70,6 +70,7 @@ describe('barrier operations on SoftHSM2 and file storage', () => {
     await barrier.delete('core/seal-config');
     expect(await barrier.get('core/seal-config')).toBeUndefined();
     await expect(barrier.get('secret/a')).rejects.toThrow(SealedError);
+    await expect(barrier.get('secret/never-written')).rejects.toThrow(SealedError);
     await expect(barrier.put('secret/a', Buffer.from('2'))).rejects.toThrow(SealedError);
     await expect(barrier.exists('secret/a')).rejects.toThrow(SealedError);
     await expect(barrier.delete('secret/a')).rejects.toThrow(SealedError);
@@ -231,12 +232,14 @@ describe('barrier operations on SoftHSM2 and file storage', () => {
     await barrier.rotate();
     await barrier.put('v/a', Buffer.from('2'));
     await barrier.put('v/c/d', Buffer.from('3'));
+    // Three bytes cannot name a term; four are enough to count the value under the one they name.
     await storage.put('v/short', Buffer.from('abc'));
+    await storage.put('v/term-only', Buffer.from([0, 0, 0, 2]));
     expect(await storage.list('core/upgrade/')).toEqual(['1']);
-    expect(await barrier.valuePaths()).toEqual(['core/root-key', 'v/a', 'v/b', 'v/c/d', 'v/short']);
+    expect(await barrier.valuePaths()).toEqual(['core/root-key', 'v/a', 'v/b', 'v/c/d', 'v/short', 'v/term-only']);
     expect([...(await barrier.termUsage())].sort()).toEqual([
       [1, 2],
-      [2, 2],
+      [2, 3],
     ]);
   });
 
@@ -273,13 +276,49 @@ describe('barrier operations on SoftHSM2 and file storage', () => {
   });
 
   it('ignores upgrade entries from before its active term and names outside the chain', async () => {
-    const { storage, barrier } = await unsealed({ upgradeEntries: true, now: () => 0 });
+    const { storage, barrier } = await unsealed({ upgradeEntries: true, now: () => 10_000_000 });
     await barrier.rotate();
     await barrier.rotate();
     await storage.put('core/upgrade/not-a-term', Buffer.from('x'));
     expect(await barrier.followUpgrades()).toEqual([]);
-    expect(await barrier.pruneUpgrades(1)).toBe(0);
+    // Both entries are young; the stray name is neither read nor deleted.
+    expect(await barrier.pruneUpgrades(60_000)).toBe(0);
     expect(await storage.list('core/upgrade/')).toEqual(['1', '2', 'not-a-term']);
+  });
+
+  it('skips upgrade entries of terms it already pruned', async () => {
+    const { barrier } = await unsealed({ upgradeEntries: true, now: () => 0 });
+    await barrier.rotate();
+    await barrier.rotate();
+    await barrier.pruneTerms([1]);
+    // core/upgrade/1 stays for its grace period, but term 1's key is gone: the entry is not read.
+    expect(await barrier.followUpgrades()).toEqual([]);
+  });
+
+  it('follows the upgrade chain without the root key, in numeric order past term 9, after a rekey it has not followed', async () => {
+    const storage = new InmemBackend();
+    const active = new TokenBarrier(storage, token, { upgradeEntries: true, now: () => 0 });
+    const root = token.importKey(Buffer.alloc(32, 12));
+    await active.initialize(root, []);
+    await active.unseal(root);
+    const standby = new TokenBarrier(storage, token);
+    await standby.unseal(token.loadKey(root.blob));
+    // The keyring is now under a root key the standby does not have: only the chain can teach it.
+    await active.rekey(token.importKey(Buffer.alloc(32, 13)), []);
+    await active.rotate();
+    expect(await standby.followUpgrades()).toEqual([2]);
+    for (let i = 0; i < 10; i++) await active.rotate();
+    expect(await standby.followUpgrades()).toEqual([3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    expect(standby.activeKey().term).toBe(12);
+  });
+
+  it('names the path of a value that fails its integrity check', async () => {
+    const { storage, barrier } = await unsealed();
+    await barrier.put('i/x', Buffer.from('value'));
+    const raw = Buffer.from((await storage.get('i/x'))!);
+    raw[raw.length - 1]! ^= 1;
+    await storage.put('i/x', raw);
+    await expect(barrier.get('i/x')).rejects.toThrow('integrity check failed: value at "i/x"');
   });
 
   it('drops the terms another node pruned when it reloads the keyring', async () => {

@@ -227,12 +227,14 @@ describe('file backend layout and failures', () => {
     expect(await s.get('k')).toBeUndefined();
   });
 
-  it('empties both journal slots on a clean close, and clears temporary files left by a crash at open', async () => {
+  it('empties both journal slots on a clean close (after the writes in flight), and clears temporary files left by a crash at open', async () => {
     const dir = await fresh();
     const s = await FileBackend.open(dir);
     await s.put('a', Buffer.from('1'));
-    await s.put('b', Buffer.from('2'));
+    // Close waits for a write still in flight.
+    const inFlight = s.put('b', Buffer.from('2'));
     await s.close();
+    await inFlight;
     expect((await readFile(join(dir, 'journal-0'))).length).toBe(0);
     expect((await readFile(join(dir, 'journal-1'))).length).toBe(0);
     await writeFile(join(dir, 'tmp', 'half-written'), 'x');
