@@ -168,6 +168,11 @@ describe('barrier operations on SoftHSM2 and file storage', () => {
     expect(barrier.terms().map((e) => e.term)).toEqual([1]);
     await barrier.put('r/after', Buffer.from('v'));
     expect((await storage.get('r/after'))?.readUInt32BE(0)).toBe(1);
+    // No key is left behind for the term the failed rotation tried.
+    const claimsTerm2 = Buffer.from((await storage.get('r/after'))!);
+    claimsTerm2.writeUInt32BE(2, 0);
+    await storage.put('r/claims-2', claimsTerm2);
+    await expect(barrier.get('r/claims-2')).rejects.toThrow(new UnknownTermError(2).message);
     expect((await barrier.rotate()).term).toBe(2);
     await barrier.seal();
     await barrier.unseal(token.loadKey(rootBlob));
