@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import pkcs11js from 'pkcs11js';
 import { pino } from 'pino';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -150,7 +151,10 @@ describe('Token recovery ladder and connection errors, against SoftHSM2', () => 
   });
 
   it('finds its token by slot id when one is configured', () => {
-    const id = slotId(sideChannel(t).slot);
+    // The slot id as SoftHSM2 itself reports it, so a misread handle cannot agree with itself.
+    const shown = spawnSync('softhsm2-util', ['--show-slots'], { env: { ...process.env, SOFTHSM2_CONF: t.confPath }, encoding: 'utf8' }).stdout;
+    const id = BigInt(/Slot (\d+)\s+Slot info:[\s\S]*?Token info:[\s\S]*?Label:\s+keyward-test/.exec(shown)![1]!);
+    expect(slotId(sideChannel(t).slot)).toBe(id);
     const bySlot = new Token({ lib: t.config.lib, pin: t.config.pin, keyLabel: t.config.keyLabel, slot: Number(id) });
     expect(bySlot.hasSealKey()).toBe(true);
     const wrongSlot = new Token({ lib: t.config.lib, pin: t.config.pin, keyLabel: t.config.keyLabel, slot: Number(id) + 1000 });
@@ -165,9 +169,9 @@ describe('Token recovery ladder and connection errors, against SoftHSM2', () => 
   it('tells whether the seal key exists, and does not create one when generate_key is false', () => {
     const absent = new Token({ ...t.config, keyLabel: 'absent-key' });
     expect(absent.hasSealKey()).toBe(false);
-    expect(() => absent.ensureSealKey(false)).toThrow('find seal key "absent-key" (not in token and generate_key is false)');
+    expect(() => absent.ensureSealKey(false)).toThrow('PKCS#11 find seal key "absent-key" (not in token and generate_key is false) failed: CKR_KEY_HANDLE_INVALID');
     expect(absent.hasSealKey()).toBe(false);
-    expect(() => absent.sealKeyAttributes()).toThrow('find seal key "absent-key" (not in token)');
+    expect(() => absent.sealKeyAttributes()).toThrow('PKCS#11 find seal key "absent-key" (not in token) failed: CKR_KEY_HANDLE_INVALID');
     absent.ensureSealKey(true);
     absent.ensureSealKey(true);
     expect(absent.hasSealKey()).toBe(true);
@@ -205,7 +209,7 @@ describe('Token recovery ladder and connection errors, against SoftHSM2', () => 
   it('backs off between failed connection attempts, doubling the wait up to 30 s', () => {
     vi.useFakeTimers({ toFake: ['Date'] });
     const missing = new Token({ ...t.config, tokenLabel: 'no-such-token' });
-    expect(thrown(() => missing.random(1)).message).toMatch(/no token labelled "no-such-token"/);
+    expect(thrown(() => missing.random(1)).message).toBe('HSM token unavailable: PKCS#11 C_GetSlotList (no token labelled "no-such-token") failed: CKR_TOKEN_NOT_RECOGNIZED');
     for (const waitMs of [250, 500, 1000, 2000, 4000, 8000, 16000, 30000, 30000]) {
       vi.setSystemTime(Date.now() + waitMs - 1);
       expect(thrown(() => missing.random(1)).message).toBe('HSM token unavailable: reconnecting (backing off after a failed attempt)');
@@ -219,7 +223,7 @@ describe('Token recovery ladder and connection errors, against SoftHSM2', () => 
     const failConnect = () => {
       token.disconnect();
       token.injectFaultsForTesting({ at: 1, ckr: 'CKR_TOKEN_NOT_PRESENT' });
-      expect(() => token.random(1)).toThrow(/CKR_TOKEN_NOT_PRESENT/);
+      expect(() => token.random(1)).toThrow('HSM token unavailable: PKCS#11 C_GetSlotList failed: CKR_TOKEN_NOT_PRESENT');
       token.injectFaultsForTesting(undefined);
     };
     failConnect();
@@ -295,12 +299,123 @@ describe('Token recovery ladder and connection errors, against SoftHSM2', () => 
     logged.random(1);
     expect(logs.at(-1)).toMatchObject({ level: 40, msg: 'PKCS#11 call failed; recovering the token session', ckr: 'CKR_OBJECT_HANDLE_INVALID', fn: 'C_GenerateRandom', rung: 'session' });
     logged.injectFaultsForTesting(undefined);
+    const { p11, slot } = sideChannel(t);
+    p11.C_CloseAllSessions(slot);
+    const reference = logged.injectFaultsForTesting({ countOnly: true })!;
+    logged.random(1);
+    p11.C_CloseAllSessions(slot);
+    logged.injectFaultsForTesting({ at: reference.functions.indexOf('C_OpenSession') + 1, ckr: 'CKR_SESSION_COUNT' });
+    logged.random(1);
+    logged.injectFaultsForTesting(undefined);
+    expect(logs.some((l) => l.level === 40 && l.msg === 'new session failed; re-initializing the PKCS#11 module' && l.err === 'PKCS#11 C_OpenSession failed: CKR_SESSION_COUNT')).toBe(true);
 
     token.disconnect();
     logged.disconnect();
     const wrongPin = new Token({ ...t.config, pin: 'not-the-pin' }, log);
     expect(() => wrongPin.random(1)).toThrow(/CKR_PIN_INCORRECT/);
     expect(logs.at(-1)).toMatchObject({ level: 50, msg: 'PKCS#11 login failed; not retrying', ckr: 'CKR_PIN_INCORRECT' });
+  });
+
+  it('names the PKCS#11 function that failed, for every operation', () => {
+    const key = token.generateKey();
+    const sealed = token.encrypt(key, Buffer.alloc(12), Buffer.alloc(1), Buffer.from('v'), Buffer.alloc(17));
+    const cases: Array<[string, number, () => unknown]> = [
+      ['C_FindObjects', 1, () => token.hasSealKey()],
+      ['C_GenerateKey', 1, () => token.generateKey()],
+      ['C_GenerateKey', 1, () => token.ensureSealKey(true)],
+      ['C_Encrypt', 1, () => token.encrypt(key, Buffer.alloc(12), Buffer.alloc(1), Buffer.from('v'), Buffer.alloc(17))],
+      ['C_Decrypt', 2, () => token.decrypt(key, Buffer.alloc(12), Buffer.alloc(1), sealed, 'v')],
+      ['C_GetAttributeValue', 1, () => token.sealKeyAttributes()],
+      ['C_UnwrapKey', 1, () => token.loadKey(key.blob)],
+    ];
+    for (const [fn, at, op] of cases) {
+      token.random(1);
+      token.injectFaultsForTesting({ at, ckr: 'CKR_FUNCTION_NOT_SUPPORTED' });
+      const err = thrown(op);
+      token.injectFaultsForTesting(undefined);
+      expect(err, fn).toBeInstanceOf(TokenError);
+      expect(err.message, fn).toBe(`PKCS#11 ${fn} failed: CKR_FUNCTION_NOT_SUPPORTED`);
+    }
+  });
+
+  it('names C_OpenSession and C_Login when a connection fails there', () => {
+    const reference = new Token(t.config);
+    const calls = reference.injectFaultsForTesting({ countOnly: true })!;
+    reference.random(1);
+    for (const fn of ['C_OpenSession', 'C_Login']) {
+      const fresh = new Token(t.config);
+      fresh.injectFaultsForTesting({ at: calls.functions.indexOf(fn) + 1, ckr: 'CKR_FUNCTION_NOT_SUPPORTED' });
+      expect(() => fresh.random(1), fn).toThrow(`HSM token unavailable: PKCS#11 ${fn} failed: CKR_FUNCTION_NOT_SUPPORTED; fix the configuration and restart`);
+    }
+  });
+
+  it('retries a decryption that failed for another reason than the tag, and it succeeds', () => {
+    const key = token.generateKey();
+    const sealed = token.encrypt(key, Buffer.alloc(12), Buffer.alloc(1), Buffer.from('v'), Buffer.alloc(17));
+    token.injectFaultsForTesting({ at: 2, ckr: 'CKR_DEVICE_ERROR' });
+    expect(token.decrypt(key, Buffer.alloc(12), Buffer.alloc(1), sealed, 'v').toString()).toBe('v');
+  });
+
+  it('calls a bad tag an integrity error without recovering, even when the value is named like a CKR', () => {
+    const key = token.generateKey();
+    const sealed = token.encrypt(key, Buffer.alloc(12), Buffer.alloc(1), Buffer.from('v'), Buffer.alloc(17));
+    sealed[0]! ^= 1;
+    const calls = token.injectFaultsForTesting({ countOnly: true })!;
+    expect(() => token.decrypt(key, Buffer.alloc(12), Buffer.alloc(1), sealed, 'value at "secret/CKR_GENERAL_ERROR"')).toThrow(IntegrityError);
+    expect(calls.functions).not.toContain('C_OpenSession');
+    token.injectFaultsForTesting(undefined);
+    // Met on the retry after a lost session, it is still an integrity error.
+    const { p11, slot } = sideChannel(t);
+    p11.C_CloseAllSessions(slot);
+    expect(() => token.decrypt(key, Buffer.alloc(12), Buffer.alloc(1), sealed, 'value at "secret/CKR_GENERAL_ERROR"')).toThrow(IntegrityError);
+  });
+
+  it('recovers from a failed unwrap on a session that is gone instead of calling the blob foreign', () => {
+    const key = token.generateKey();
+    const sealed = token.encrypt(key, Buffer.alloc(12), Buffer.alloc(1), Buffer.from('v'), Buffer.alloc(17));
+    token.releaseKey(key);
+    const { p11, slot } = sideChannel(t);
+    p11.C_CloseAllSessions(slot);
+    token.injectFaultsForTesting({ at: 1, ckr: 'CKR_GENERAL_ERROR' });
+    expect(token.decrypt(key, Buffer.alloc(12), Buffer.alloc(1), sealed, 'v').toString()).toBe('v');
+  });
+
+  it('reports a module that cannot be initialized again, and recovers after the backoff', () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    token.random(1);
+    sideChannel(t).p11.C_Finalize();
+    // Call 1 fails (module gone), 2 is C_Finalize, 3 the C_Initialize that fails.
+    const injector = token.injectFaultsForTesting({ at: 3, ckr: 'CKR_DEVICE_ERROR' })!;
+    expect(() => token.random(1)).toThrow('HSM token unavailable: PKCS#11 C_Initialize failed: CKR_DEVICE_ERROR');
+    expect(injector.firedAt).toBe('C_Initialize');
+    token.injectFaultsForTesting(undefined);
+    vi.setSystemTime(Date.now() + 250);
+    expect(token.random(4)).toHaveLength(4);
+  });
+
+  it('never leaves the key made for wrapping in the token, even when destroying it fails', () => {
+    const tokenObjects = (): number => {
+      const { p11, slot } = sideChannel(t);
+      const s = p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION);
+      try {
+        p11.C_FindObjectsInit(s, [{ type: pkcs11js.CKA_TOKEN, value: true }]);
+        const n = p11.C_FindObjects(s, 1000).length;
+        p11.C_FindObjectsFinal(s);
+        return n;
+      } finally {
+        p11.C_CloseSession(s);
+      }
+    };
+    token.releaseKey(token.generateKey());
+    const before = tokenObjects();
+    const reference = token.injectFaultsForTesting({ countOnly: true })!;
+    token.releaseKey(token.generateKey());
+    // Break the C_DestroyObject of the wrapped key: the session is dropped and the call retried.
+    const injector = token.injectFaultsForTesting({ at: reference.functions.indexOf('C_DestroyObject') + 1, ckr: 'CKR_SESSION_HANDLE_INVALID' })!;
+    const key = token.generateKey();
+    expect(injector.firedAt).toBe('C_DestroyObject');
+    expect(tokenObjects()).toBe(before);
+    expect(key.blob).toHaveLength(40);
   });
 
   describe('fault injection (the test machinery the HSM fault suite relies on)', () => {
