@@ -186,10 +186,12 @@ describe('ACL matching', () => {
     expect(await winner('s/a/*', 's/+/x', 's/a/x')).toBe('s/a/*');
     // 2. Same first wildcard: a pattern not ending in * wins.
     expect(await winner('s/+', 's/*', 's/a')).toBe('s/+');
-    // 3. Then fewer + segments.
+    // 3. Then fewer + segments (here against the longer pattern).
     expect(await winner('s/+/x', 's/+/+', 's/a/x')).toBe('s/+/x');
-    // 4. Then the longer pattern.
+    expect(await winner('s/+/r/a*', 's/+/+/ab*', 's/q/r/abc')).toBe('s/+/r/a*');
+    // 4. Then the longer pattern (here against the lexicographically greater one: "(" < "*").
     expect(await winner('s/+/ab*', 's/+/a*', 's/q/abc')).toBe('s/+/ab*');
+    expect(await winner('s/+/a(*', 's/+/a*', 's/q/a(b')).toBe('s/+/a(*');
     // 5. Then the lexicographically greater one.
     expect(await winner('s/+/a*', 's/+/+*', 's/q/abc')).toBe('s/+/a*');
   });
