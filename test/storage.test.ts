@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -154,9 +154,10 @@ describe('file backend layout and failures', () => {
     await s.put('x', Buffer.from('leaf x'));
     await s.put('_x/y', Buffer.from('under folder _x'));
     await s.put('f*/ä *', Buffer.from('odd'));
-    expect((await readdir(join(dir, 'data'))).sort()).toEqual(['%5Fx', '_x', 'f%2A']);
+    await s.put('a_b/c', Buffer.from('underscore inside'));
+    expect((await readdir(join(dir, 'data'))).sort()).toEqual(['%5Fx', '_x', 'a_b', 'f%2A']);
     expect(await readdir(join(dir, 'data', 'f%2A'))).toEqual(['_%C3%A4%20%2A']);
-    expect(await s.list('')).toEqual(['_x/', 'f*/', 'x']);
+    expect(await s.list('')).toEqual(['_x/', 'a_b/', 'f*/', 'x']);
     expect((await s.get('x'))?.toString()).toBe('leaf x');
     expect((await s.get('_x/y'))?.toString()).toBe('under folder _x');
     expect(await s.list('f*/')).toEqual(['ä *']);
@@ -168,6 +169,10 @@ describe('file backend layout and failures', () => {
     for (const k of ['m', 'b', 'z/1', 'a', 'k/2', 'c']) await s.put(`l/${k}`, Buffer.from(k));
     await writeFile(join(dir, 'data', 'l', 'stray-file'), 'not an entry');
     expect(await s.list('l/')).toEqual(['a', 'b', 'c', 'k/', 'm', 'z/']);
+    // A path through the stray file is simply empty.
+    expect(await s.list('l/stray-file/')).toEqual([]);
+    expect(await s.get('l/stray-file/x')).toBeUndefined();
+    await s.delete('l/stray-file/x');
   });
 
   it('removes the folders a delete leaves empty, but never the data directory', async () => {
@@ -179,6 +184,9 @@ describe('file backend layout and failures', () => {
     await s.delete('only');
     expect(await readdir(join(dir, 'data'))).toEqual([]);
     expect(await s.list('')).toEqual([]);
+    // The removed folders were still waiting for their fsync: that they are gone is no failure.
+    await s.put('after', Buffer.from('3'));
+    await s.close();
   });
 
   it('compares and swaps only an entry that exists with the expected value, also after a delete in the same batch', async () => {
@@ -278,5 +286,25 @@ describe('file backend layout and failures', () => {
     const reopened = await FileBackend.open(dir);
     expect((await reopened.get('x/y'))?.toString()).toBe('v2');
     expect(await reopened.get('other')).toBeUndefined();
+  });
+
+  it('passes on file system errors other than a missing entry', async () => {
+    const dir = await fresh();
+    const s = await FileBackend.open(dir);
+    await symlink('loop', join(dir, 'data', 'loop'));
+    await expect(s.list('loop/')).rejects.toThrow(/ELOOP/);
+    await expect(s.get('loop/x')).rejects.toThrow(/ELOOP/);
+    await expect(s.delete('loop/x')).rejects.toThrow(/ELOOP/);
+  });
+
+  it('stops taking writes when an entry cannot be renamed into place', async () => {
+    const dir = await fresh();
+    const s = await FileBackend.open(dir);
+    await s.put('r/keep', Buffer.from('1'));
+    // A non-empty directory where the entry's file goes: the rename fails after the journal was written.
+    await mkdir(join(dir, 'data', 'r', '_blocked', 'inside'), { recursive: true });
+    await expect(s.put('r/blocked', Buffer.from('2'))).rejects.toThrow();
+    await expect(s.put('r/other', Buffer.from('3'))).rejects.toThrow(/stopped taking writes/);
+    expect((await s.get('r/keep'))?.toString()).toBe('1');
   });
 });
