@@ -189,6 +189,8 @@ describe('ACL matching', () => {
     // 3. Then fewer + segments (here against the longer pattern).
     expect(await winner('s/+/x', 's/+/+', 's/a/x')).toBe('s/+/x');
     expect(await winner('s/+/r/a*', 's/+/+/ab*', 's/q/r/abc')).toBe('s/+/r/a*');
+    // A + inside a segment is a literal character, not a + segment.
+    expect(await winner('s/+/x+*', 's/+/+/a*', 's/q/x+/ab')).toBe('s/+/x+*');
     // 4. Then the longer pattern (here against the lexicographically greater one: "(" < "*").
     expect(await winner('s/+/ab*', 's/+/a*', 's/q/abc')).toBe('s/+/ab*');
     expect(await winner('s/+/a(*', 's/+/a*', 's/q/a(b')).toBe('s/+/a(*');
