@@ -324,6 +324,7 @@ describe('Token recovery ladder and connection errors, against SoftHSM2', () => 
       ['C_GenerateKey', 1, () => token.generateKey()],
       ['C_GenerateKey', 1, () => token.ensureSealKey(true)],
       ['C_Encrypt', 1, () => token.encrypt(key, Buffer.alloc(12), Buffer.alloc(1), Buffer.from('v'), Buffer.alloc(17))],
+      ['C_Decrypt', 1, () => token.decrypt(key, Buffer.alloc(12), Buffer.alloc(1), sealed, 'v')],
       ['C_Decrypt', 2, () => token.decrypt(key, Buffer.alloc(12), Buffer.alloc(1), sealed, 'v')],
       ['C_GetAttributeValue', 1, () => token.sealKeyAttributes()],
       ['C_UnwrapKey', 1, () => token.loadKey(key.blob)],
