@@ -194,14 +194,24 @@ describe('rekey against SoftHSM2', () => {
         else ok++;
       }
     })();
-    await new Promise((r) => setTimeout(r, 100));
-    const done = await rekey(shares.slice(0, 2), 4, 2);
-    await new Promise((r) => setTimeout(r, 100));
+    /** Waits for the client to complete `n` more write+read rounds (counted, not timed). */
+    const rounds = async (n: number) => {
+      const want = ok + n;
+      while (ok < want && failures === 0) await new Promise((r) => setTimeout(r, 5));
+    };
+    await rounds(5);
+    const init = await call(base, 'PUT', 'sys/rekey/init', { body: { secret_shares: 4, secret_threshold: 2 } });
+    await rounds(5);
+    await call(base, 'PUT', 'sys/rekey/update', { body: { key: shares[0], nonce: init.body.nonce } });
+    // With the rekey half-authorized, requests are served.
+    await rounds(5);
+    const done = await call(base, 'PUT', 'sys/rekey/update', { body: { key: shares[1], nonce: init.body.nonce } });
+    expect(done.body.complete).toBe(true);
+    await rounds(5);
     stop = true;
     await client;
     expect(failures).toBe(0);
-    expect(ok).toBeGreaterThan(10);
-    await sealAndUnsealWith(done.keys.slice(1, 3));
+    await sealAndUnsealWith(done.body.keys.slice(1, 3));
     for (const path of written) expect((await call(base, 'GET', path, { token: root })).status).toBe(200);
   });
 });
