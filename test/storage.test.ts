@@ -140,6 +140,7 @@ describe('file backend layout and failures', () => {
 
   it('refuses a bad key in every operation', async () => {
     const s = await FileBackend.open(await fresh());
+    expect(s.type).toBe('file');
     await expect(s.get('a//b')).rejects.toThrow(StorageKeyError);
     await expect(s.delete('a//b')).rejects.toThrow(StorageKeyError);
     await expect((async () => s.compareAndSwap('a//b', Buffer.from('x'), Buffer.from('y')))()).rejects.toThrow(StorageKeyError);
@@ -207,7 +208,7 @@ describe('file backend layout and failures', () => {
     expect(await s.compareAndSwap('c', Buffer.from('other'), Buffer.from('1'))).toBe(false);
     await s.put('d', Buffer.from('x'));
     // put c was batch 1 (slot 1); the failed swap took no sequence number, so put d is batch 2 in slot 0.
-    expect(readSlot(await readFile(join(dir, 'journal-0'))).seq).toBe(2);
+    expect(readSlot(await readFile(join(dir, 'journal-0')))).toMatchObject({ seq: 2, ops: [{ kind: 'put', key: 'd' }] });
   });
 
   it('replays both journal slots in sequence order, whichever slot holds the newer batch', async () => {
