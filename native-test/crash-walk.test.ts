@@ -227,7 +227,8 @@ describe('crash consistency: kill -9 at every storage write of init, unseal, KV 
     for (const p of result.points) expect(['journal', ...renames], `crash before write ${p.n}`).toContain(p.write);
     total.rewrap = result.points.length;
     console.log(`crash walk: ${JSON.stringify(total)} crash points, 0 failures`);
-  });
+    // Two server starts per crash point, 24 points: on a busy 2-core machine that passed 120 s.
+  }, 300_000);
 });
 
 /** Single-batch operations: once the batch's journal is on disk the operation is committed. */
