@@ -75,10 +75,13 @@ if (flags.only) {
   await writeDoc(table);
 }
 
-/** Says so when other work shared the machine, since absolute figures then drop and scatter. */
+/**
+ * Says so when other work shared the machine, since absolute figures then drop and scatter. Judged
+ * at the start: by the end the average includes the benchmarks' own load.
+ */
 function loadLine(): string {
   const load = `1-minute load average ${loadAtStart.toFixed(1)} at the start, ${loadAtEnd.toFixed(1)} at the end, on ${cpus().length} cores`;
-  if (Math.max(loadAtStart, loadAtEnd) < 1) return `Load: ${load}.`;
+  if (loadAtStart < 1) return `Load: ${load} (the end figure includes the benchmarks themselves).`;
   return `Load: ${load}: other work shared the machine, so absolute figures are lower and noisier than on an idle one; the ratios, against baselines measured alongside, are what the targets judge.`;
 }
 
