@@ -9,8 +9,7 @@ import { BarrierView } from '../src/barrier/view.js';
 import { Token } from '../src/pkcs11/token.js';
 import { FileBackend } from '../src/storage/file.js';
 import { InmemBackend } from '../src/storage/inmem.js';
-import pkcs11js from 'pkcs11js';
-import { freshProcessToken, sideChannel, type TestToken } from './support/softhsm.js';
+import { freshProcessToken, sessionKeyCount, type TestToken } from './support/softhsm.js';
 
 let t: TestToken;
 let token: Token;
@@ -368,43 +367,27 @@ describe('barrier operations on SoftHSM2 and file storage', () => {
 });
 
 describe('working keys in the token', () => {
-  /** How many secret-key session objects the application holds. */
-  function sessionKeys(): number {
-    const { p11, slot } = sideChannel(t);
-    const s = p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION);
-    try {
-      p11.C_FindObjectsInit(s, [
-        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
-        { type: pkcs11js.CKA_TOKEN, value: false },
-      ]);
-      const n = p11.C_FindObjects(s, 1000).length;
-      p11.C_FindObjectsFinal(s);
-      return n;
-    } finally {
-      p11.C_CloseSession(s);
-    }
-  }
 
   it('holds one per term plus the root key while unsealed, and none once sealed', async () => {
-    const before = sessionKeys();
+    const before = sessionKeyCount(t);
     const { dir, barrier } = await unsealed();
-    expect(sessionKeys()).toBe(before + 2);
+    expect(sessionKeyCount(t)).toBe(before + 2);
     await barrier.rotate();
-    expect(sessionKeys()).toBe(before + 3);
+    expect(sessionKeyCount(t)).toBe(before + 3);
     // A rotation that cannot be written leaves no key behind.
     const repair = await breakNextJournalWrite(dir);
     await expect(barrier.rotate()).rejects.toThrow(/ENOENT/);
     await repair();
-    expect(sessionKeys()).toBe(before + 3);
+    expect(sessionKeyCount(t)).toBe(before + 3);
     // A rekey replaces the root key; following an unchanged root key keeps none of the candidate.
     await barrier.rekey(token.importKey(Buffer.alloc(32, 2)), []);
-    expect(sessionKeys()).toBe(before + 3);
+    expect(sessionKeyCount(t)).toBe(before + 3);
     expect(await barrier.followRootKey()).toBe(false);
-    expect(sessionKeys()).toBe(before + 3);
+    expect(sessionKeyCount(t)).toBe(before + 3);
     await barrier.pruneTerms([1]);
-    expect(sessionKeys()).toBe(before + 2);
+    expect(sessionKeyCount(t)).toBe(before + 2);
     await barrier.seal();
-    expect(sessionKeys()).toBe(before);
+    expect(sessionKeyCount(t)).toBe(before);
   });
 
   it('swaps the root key it follows and releases the old one', async () => {
@@ -412,9 +395,9 @@ describe('working keys in the token', () => {
     const standby = new TokenBarrier(storage, token);
     await standby.unseal(token.loadKey(rootBlob));
     await barrier.rekey(token.importKey(Buffer.alloc(32, 1)), []);
-    const before = sessionKeys();
+    const before = sessionKeyCount(t);
     expect(await standby.followRootKey()).toBe(true);
-    expect(sessionKeys()).toBe(before);
+    expect(sessionKeyCount(t)).toBe(before);
     expect(standby.isRootKey(token.importKey(Buffer.alloc(32, 1)))).toBe(true);
   });
 

@@ -6,7 +6,7 @@ import { asTokenError, IntegrityError, TokenError, TokenUnavailableError } from 
 import { FaultInjector } from '../src/pkcs11/fault-injection.js';
 import { slotId } from '../src/pkcs11/module.js';
 import { Token } from '../src/pkcs11/token.js';
-import { freshProcessToken, sideChannel, type TestToken } from './support/softhsm.js';
+import { freshProcessToken, sessionKeyCount, sideChannel, type TestToken } from './support/softhsm.js';
 
 /** The error `fn` throws (fails the test if it throws none). */
 function thrown(fn: () => unknown): Error {
@@ -238,32 +238,16 @@ describe('Token recovery ladder and connection errors, against SoftHSM2', () => 
     expect(token.random(1)).toHaveLength(1);
   });
 
-  /** How many secret-key session objects the application holds (every session sees them all). */
-  function sessionKeys(): number {
-    const { p11, slot } = sideChannel(t);
-    const s = p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION);
-    try {
-      p11.C_FindObjectsInit(s, [
-        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
-        { type: pkcs11js.CKA_TOKEN, value: false },
-      ]);
-      const n = p11.C_FindObjects(s, 1000).length;
-      p11.C_FindObjectsFinal(s);
-      return n;
-    } finally {
-      p11.C_CloseSession(s);
-    }
-  }
 
   it('closes the session it gives up on, so the working keys made in it are gone too', () => {
     token.random(1);
-    const before = sessionKeys();
+    const before = sessionKeyCount(t);
     const key = token.generateKey();
-    expect(sessionKeys()).toBe(before + 1);
+    expect(sessionKeyCount(t)).toBe(before + 1);
     token.injectFaultsForTesting({ at: 1, ckr: 'CKR_SESSION_HANDLE_INVALID' });
     token.random(1);
     token.injectFaultsForTesting(undefined);
-    expect(sessionKeys()).toBe(before);
+    expect(sessionKeyCount(t)).toBe(before);
     // The key is unwrapped again from its blob on its next use.
     expect(token.sameKey(key, token.loadKey(key.blob))).toBe(true);
   });

@@ -54,3 +54,20 @@ export function sideChannel(t: TestToken): { p11: pkcs11js.PKCS11; slot: Buffer 
   }
   return { p11, slot: findSlot(p11, t.config) };
 }
+
+/** How many secret-key session objects the application holds (every session of the process sees them all). */
+export function sessionKeyCount(t: TestToken): number {
+  const { p11, slot } = sideChannel(t);
+  const s = p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION);
+  try {
+    p11.C_FindObjectsInit(s, [
+      { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+      { type: pkcs11js.CKA_TOKEN, value: false },
+    ]);
+    const n = p11.C_FindObjects(s, 1000).length;
+    p11.C_FindObjectsFinal(s);
+    return n;
+  } finally {
+    p11.C_CloseSession(s);
+  }
+}
