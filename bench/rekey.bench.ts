@@ -6,8 +6,8 @@ import type { Core } from '../src/core/core.js';
 import { Token } from '../src/pkcs11/token.js';
 import { installCallRecorder, recordCalls } from './call-recorder.js';
 import { describeCalls, RawToken, type RecipeCall } from './raw-token.js';
-import { report } from './result.js';
-import { benchToken, median, unsealedCore } from './support.js';
+import { reportReplayLatency } from './replay-latency.js';
+import { benchToken, unsealedCore } from './support.js';
 
 const SMALL = 10;
 const LARGE = Number(process.env.BENCH_REKEY_ENTRIES ?? 100_000);
@@ -72,25 +72,17 @@ for (let t = 0; t < TRIALS; t++) {
 // Sealing logs the token out, which invalidates the raw session's handle of the seal key.
 raw.close();
 for (const c of clusters) await c.core.shutdown();
-const smallMs = median(times[0]!);
-const largeMs = median(times[1]!);
-// Against the replay, the fastest of each: both are fixed work, and under load the fastest trial is
-// the one the scheduler and the garbage collector disturbed least, where a median drifts with them.
-const fastestMs = Math.min(...times[1]!);
-const replayMs = Math.min(...replays);
-const entries = LARGE.toLocaleString('en-US');
-console.log(`rekey latency (SoftHSM2, inmem storage, median of ${TRIALS} rekeys)`);
-console.log(`  ${SMALL} entries: ${smallMs.toFixed(2)} ms   ${entries} entries: ${largeMs.toFixed(2)} ms   ratio ${(largeMs / smallMs).toFixed(2)} (target ≤ 1.2)`);
-console.log(`  fastest: rekey ${fastestMs.toFixed(2)} ms   raw replay of ${REKEY_CALLS.length} PKCS#11 calls ${replayMs.toFixed(2)} ms   replay/rekey ${(replayMs / fastestMs).toFixed(2)}   (this run's rekey made ${callsThisRun})`);
-report({ name: `rekey latency, ${entries} vs ${SMALL} entries`, value: largeMs, baseline: smallMs, unit: 'ms', ratio: largeMs / smallMs, target: { of: 'ratio', op: '≤', limit: 1.2 } });
-report({
-  name: `rekey latency, ${entries} entries, vs raw replay of its ${REKEY_CALLS.length} PKCS#11 calls (fastest of ${TRIALS} each)`,
-  value: fastestMs,
-  baseline: replayMs,
-  unit: 'ms',
-  ratio: replayMs / fastestMs,
-  target: { of: 'ratio', op: '≥', limit: REKEY_VS_REPLAY },
-  note: `this run's rekey made ${callsThisRun}; lower is better; ratio = baseline/value`,
+reportReplayLatency({
+  operation: 'rekey',
+  trial: 'rekey',
+  small: SMALL,
+  large: LARGE,
+  smallMs: times[0]!,
+  largeMs: times[1]!,
+  replayMs: replays,
+  recipeCalls: REKEY_CALLS.length,
+  callsThisRun,
+  replayTarget: REKEY_VS_REPLAY,
 });
 token.disconnect();
 await cleanup();

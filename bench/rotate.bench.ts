@@ -9,8 +9,9 @@ import { Token } from '../src/pkcs11/token.js';
 import { InmemBackend } from '../src/storage/inmem.js';
 import { installCallRecorder, recordCalls } from './call-recorder.js';
 import { describeCalls, RawToken, type RecipeCall } from './raw-token.js';
+import { reportReplayLatency } from './replay-latency.js';
 import { report } from './result.js';
-import { benchToken, Elapsed, median } from './support.js';
+import { benchToken, Elapsed } from './support.js';
 
 const SMALL = 100;
 const LARGE = Number(process.env.BENCH_ROTATE_ENTRIES ?? 100_000);
@@ -63,25 +64,17 @@ for (let t = 0; t < TRIALS; t++) {
 // Sealing logs the token out, which invalidates the raw session's handle of the seal key.
 raw.close();
 for (const core of clusters) await core.shutdown();
-const smallMs = median(times[0]!);
-const largeMs = median(times[1]!);
-// Against the replay, the fastest of each: both are fixed work, and under load the fastest trial is
-// the one the scheduler and the garbage collector disturbed least, where a median drifts with them.
-const fastestMs = Math.min(...times[1]!);
-const replayMs = Math.min(...replays);
-const entries = LARGE.toLocaleString('en-US');
-console.log(`rotate latency (SoftHSM2, inmem storage, median of ${TRIALS} rotations)`);
-console.log(`  ${SMALL} entries: ${smallMs.toFixed(2)} ms   ${entries} entries: ${largeMs.toFixed(2)} ms   ratio ${(largeMs / smallMs).toFixed(2)} (target ≤ 1.2)`);
-console.log(`  fastest: rotation ${fastestMs.toFixed(2)} ms   raw replay of ${ROTATE_CALLS.length} PKCS#11 calls ${replayMs.toFixed(2)} ms   replay/rotate ${(replayMs / fastestMs).toFixed(2)}   (this run's rotation made ${callsThisRun})`);
-report({ name: `rotate latency, ${entries} vs ${SMALL} entries`, value: largeMs, baseline: smallMs, unit: 'ms', ratio: largeMs / smallMs, target: { of: 'ratio', op: '≤', limit: 1.2 } });
-report({
-  name: `rotate latency, ${entries} entries, vs raw replay of its ${ROTATE_CALLS.length} PKCS#11 calls (fastest of ${TRIALS} each)`,
-  value: fastestMs,
-  baseline: replayMs,
-  unit: 'ms',
-  ratio: replayMs / fastestMs,
-  target: { of: 'ratio', op: '≥', limit: ROTATE_VS_REPLAY },
-  note: `this run's rotation made ${callsThisRun}; lower is better; ratio = baseline/value`,
+reportReplayLatency({
+  operation: 'rotate',
+  trial: 'rotation',
+  small: SMALL,
+  large: LARGE,
+  smallMs: times[0]!,
+  largeMs: times[1]!,
+  replayMs: replays,
+  recipeCalls: ROTATE_CALLS.length,
+  callsThisRun,
+  replayTarget: ROTATE_VS_REPLAY,
 });
 
 // Rewrap throughput against the raw barrier loop doing the same get + re-encrypting put, and
