@@ -6,18 +6,16 @@ import { KEYRING_PATH, ROOT_KEY_PATH, TokenBarrier } from '../src/barrier/barrie
 import { SealedError, UnknownTermError } from '../src/barrier/errors.js';
 import { serializeUpgrade, upgradePath } from '../src/barrier/upgrade.js';
 import { BarrierView } from '../src/barrier/view.js';
-import { Token } from '../src/pkcs11/token.js';
+import type { Token } from '../src/pkcs11/token.js';
 import { FileBackend } from '../src/storage/file.js';
 import { InmemBackend } from '../src/storage/inmem.js';
-import { freshProcessToken, sessionKeyCount, type TestToken } from './support/softhsm.js';
+import { processTokenWithSealKey, sessionKeyCount, type TestToken } from './support/softhsm.js';
 
 let t: TestToken;
 let token: Token;
 
 beforeAll(async () => {
-  t = await freshProcessToken();
-  token = new Token(t.config);
-  token.ensureSealKey(true);
+  ({ t, token } = await processTokenWithSealKey());
 });
 
 /** A barrier over fresh file storage, initialized (with `extra` ops) and unsealed. */

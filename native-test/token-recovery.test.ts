@@ -6,7 +6,7 @@ import { asTokenError, IntegrityError, TokenError, TokenUnavailableError } from 
 import { FaultInjector } from '../src/pkcs11/fault-injection.js';
 import { slotId } from '../src/pkcs11/module.js';
 import { Token } from '../src/pkcs11/token.js';
-import { freshProcessToken, sessionKeyCount, sideChannel, type TestToken } from './support/softhsm.js';
+import { processTokenWithSealKey, sessionKeyCount, sideChannel, type TestToken } from './support/softhsm.js';
 
 /** The error `fn` throws (fails the test if it throws none). */
 function thrown(fn: () => unknown): Error {
@@ -23,9 +23,7 @@ describe('Token recovery ladder and connection errors, against SoftHSM2', () => 
   let token: Token;
 
   beforeAll(async () => {
-    t = await freshProcessToken();
-    token = new Token(t.config);
-    token.ensureSealKey(true);
+    ({ t, token } = await processTokenWithSealKey());
   });
 
   afterEach(() => {

@@ -4,7 +4,7 @@ import pkcs11js from 'pkcs11js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { IntegrityError, TokenUnavailableError } from '../src/pkcs11/errors.js';
 import { Token } from '../src/pkcs11/token.js';
-import { freshProcessToken, sideChannel, type TestToken } from './support/softhsm.js';
+import { freshProcessToken, processTokenWithSealKey, sideChannel, type TestToken } from './support/softhsm.js';
 
 interface GcmVector {
   tcId: number;
@@ -42,9 +42,7 @@ describe('Token against SoftHSM2', () => {
   let token: Token;
 
   beforeAll(async () => {
-    t = await freshProcessToken();
-    token = new Token(t.config);
-    token.ensureSealKey(true);
+    ({ t, token } = await processTokenWithSealKey());
   });
 
   it(`passes the ${gcm256.length} Wycheproof AES-256-GCM vectors with 96-bit IVs`, () => {

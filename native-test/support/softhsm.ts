@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_PKCS11_LIB, findSlot } from '../../src/pkcs11/module.js';
 import { provisionSoftHsmToken } from '../../src/pkcs11/softhsm.js';
-import type { TokenConfig } from '../../src/pkcs11/token.js';
+import { Token, type TokenConfig } from '../../src/pkcs11/token.js';
 
 export interface TestToken {
   dir: string;
@@ -41,6 +41,14 @@ export async function freshProcessToken(label = 'keyward-test'): Promise<TestTok
   processTokenConf = token.confPath;
   process.env.SOFTHSM2_CONF = token.confPath;
   return token;
+}
+
+/** This process's fresh token, and keyward's Token on it with the seal key generated. */
+export async function processTokenWithSealKey(): Promise<{ t: TestToken; token: Token }> {
+  const t = await freshProcessToken();
+  const token = new Token(t.config);
+  token.ensureSealKey(true);
+  return { t, token };
 }
 
 /** A second handle on the same process-wide module, to close sessions or finalize behind keyward's back. */
