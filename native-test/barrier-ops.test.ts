@@ -358,7 +358,7 @@ describe('barrier operations on SoftHSM2 and file storage', () => {
     await active.rotate();
     // An entry naming a term the standby has by then (as a retried rotation could leave) teaches nothing.
     const term2 = active.terms().find((e) => e.term === 2)!;
-    await storage.put(upgradePath(2), active.encrypt(upgradePath(2), serializeUpgrade({ next: term2, createdMs: 0 })));
+    await storage.put(upgradePath(2), await active.encrypt(upgradePath(2), serializeUpgrade({ next: term2, createdMs: 0 })));
     expect(await standby.followUpgrades()).toEqual([2]);
     expect(standby.activeKey().term).toBe(2);
   });

@@ -60,6 +60,7 @@ export async function startService(config: ServerConfig, log: Logger, opts: Serv
   );
   try {
     log.info({ sealKeyFound: token.hasSealKey() }, 'connected to the PKCS#11 token');
+    await token.started();
   } catch (err) {
     log.warn({ err: (err as Error).message }, 'PKCS#11 token not reachable yet; requests that need it will answer 503 until it is');
   }

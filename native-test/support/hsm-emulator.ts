@@ -175,6 +175,11 @@ export class HsmEmulator {
     return this.read('peakSessions');
   }
 
+  /** Starts the high-water mark of open sessions again from the sessions open now. */
+  resetPeakSessions(): void {
+    this.write('peakSessions', this.openSessions);
+  }
+
   /** Calls per function so far (since the control file was made, across module reloads). */
   counts(): Record<Pkcs11Function, number> {
     const block = Buffer.alloc(FUNCTIONS.length * 8);

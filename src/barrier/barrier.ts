@@ -71,11 +71,11 @@ export class TokenBarrier implements SecurityBarrier {
     const first = this.token.generateKey();
     try {
       const keyring = Keyring.first(first.blob, installTimeNow());
-      const encryptT1 = (path: string, v: Buffer) => this.encryptWith(first, 1, path, v);
+      const encryptT1 = async (path: string, v: Buffer) => this.encryptWith(first, 1, path, v);
       const ops: StorageOp[] = [
         { kind: 'put', key: KEYRING_PATH, value: this.encryptWith(rootKey, ROOT_KEY_TERM, KEYRING_PATH, keyring.serialize()) },
-        { kind: 'put', key: ROOT_KEY_PATH, value: encryptT1(ROOT_KEY_PATH, rootKey.blob) },
-        ...extra.map((op) => this.toStorageOp(op, encryptT1)),
+        { kind: 'put', key: ROOT_KEY_PATH, value: await encryptT1(ROOT_KEY_PATH, rootKey.blob) },
+        ...(await Promise.all(extra.map((op) => this.toStorageOp(op, encryptT1)))),
       ];
       await this.storage.transaction(ops);
     } finally {
@@ -110,12 +110,15 @@ export class TokenBarrier implements SecurityBarrier {
    */
   rekey(newRoot: TokenKey, extra: readonly BarrierOp[]): Promise<void> {
     const write = this.keyringWrites.then(async () => {
-      const keyring = this.requireUnsealed().withCounts(this.counts);
       const encrypt = (path: string, v: Buffer) => this.encrypt(path, v);
+      const rootKeyEntry = await encrypt(ROOT_KEY_PATH, newRoot.blob);
+      const extraOps = await Promise.all(extra.map((op) => this.toStorageOp(op, encrypt)));
+      // Counts taken after this rekey's own encryptions, so the keyring written carries them.
+      const keyring = this.requireUnsealed().withCounts(this.counts);
       await this.storage.transaction([
         { kind: 'put', key: KEYRING_PATH, value: this.encryptWith(newRoot, ROOT_KEY_TERM, KEYRING_PATH, keyring.serialize()) },
-        { kind: 'put', key: ROOT_KEY_PATH, value: encrypt(ROOT_KEY_PATH, newRoot.blob) },
-        ...extra.map((op) => this.toStorageOp(op, encrypt)),
+        { kind: 'put', key: ROOT_KEY_PATH, value: rootKeyEntry },
+        ...extraOps,
       ]);
       const old = this.rootKey!;
       this.rootKey = newRoot;
@@ -140,13 +143,7 @@ export class TokenBarrier implements SecurityBarrier {
 
   put(path: string, value: Buffer): Promise<void> {
     if (bypassesBarrier(path)) return this.storage.put(path, value);
-    let sealed: Buffer;
-    try {
-      sealed = this.encrypt(path, value);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return this.storage.put(path, sealed);
+    return this.encrypt(path, value).then((sealed) => this.storage.put(path, sealed));
   }
 
   async delete(path: string): Promise<void> {
@@ -161,7 +158,7 @@ export class TokenBarrier implements SecurityBarrier {
 
   async transaction(ops: readonly BarrierOp[]): Promise<void> {
     this.requireUnsealed();
-    await this.storage.transaction(ops.map((op) => this.toStorageOp(op, (path, v) => this.encrypt(path, v))));
+    await this.storage.transaction(await Promise.all(ops.map((op) => this.toStorageOp(op, (path, v) => this.encrypt(path, v)))));
   }
 
   activeKey(): { term: number; installTime: string; encryptions: number } {
@@ -175,21 +172,30 @@ export class TokenBarrier implements SecurityBarrier {
     return this.requireUnsealed().withCounts(this.counts).terms;
   }
 
-  /** Encrypts under the active term; exposed for benchmarks and for building transactions. */
-  encrypt(path: string, plaintext: Buffer): Buffer {
-    const keyring = this.requireUnsealed();
-    const term = keyring.activeTerm;
-    const value = this.encryptWith(this.termKeys.get(term)!, term, path, plaintext);
+  /**
+   * Encrypts under the active term (exposed for benchmarks and for building transactions). The
+   * data path: on a remote token the call runs on the session pool, off the event loop.
+   */
+  encrypt(path: string, plaintext: Buffer): Promise<Buffer> {
+    if (!this.keyring) return Promise.reject(new SealedError());
+    const term = this.keyring.activeTerm;
     this.counts.set(term, (this.counts.get(term) ?? 0) + 1);
-    return value;
+    const nonce = nextNonce();
+    const value = allocateValue(term, nonce, plaintext.length);
+    return this.token.encryptAsync(this.termKeys.get(term)!, nonce, Buffer.from(path), plaintext, value.subarray(HEADER_BYTES)).then(() => value);
   }
 
-  decrypt(path: string, value: Buffer): Buffer {
-    this.requireUnsealed();
-    const { term } = parseValue(value, path);
-    const key = this.termKeys.get(term);
-    if (!key) throw new UnknownTermError(term);
-    return this.decryptWith(key, path, value);
+  decrypt(path: string, value: Buffer): Promise<Buffer> {
+    if (!this.keyring) return Promise.reject(new SealedError());
+    let parsed: ReturnType<typeof parseValue>;
+    try {
+      parsed = parseValue(value, path);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const key = this.termKeys.get(parsed.term);
+    if (!key) return Promise.reject(new UnknownTermError(parsed.term));
+    return this.token.decryptAsync(key, parsed.nonce, Buffer.from(path), parsed.sealed, `value at "${path}"`);
   }
 
   rotationConfig(): RotationConfig {
@@ -276,7 +282,7 @@ export class TokenBarrier implements SecurityBarrier {
       const raw = await this.storage.get(path);
       if (!raw) return 'gone';
       if (termOf(raw) === this.requireUnsealed().activeTerm) return 'current';
-      const next = this.encrypt(path, this.decrypt(path, raw));
+      const next = await this.encrypt(path, await this.decrypt(path, raw));
       if (await this.storage.compareAndSwap(path, raw, next)) return 'rewrapped';
     }
   }
@@ -351,7 +357,7 @@ export class TokenBarrier implements SecurityBarrier {
     this.requireUnsealed();
     const raw = await this.storage.get(ROOT_KEY_PATH);
     if (!raw) return false;
-    const candidate = this.token.loadKey(this.decrypt(ROOT_KEY_PATH, raw));
+    const candidate = this.token.loadKey(await this.decrypt(ROOT_KEY_PATH, raw));
     if (this.token.sameKey(candidate, this.rootKey!)) {
       this.token.releaseKey(candidate);
       return false;
@@ -405,11 +411,12 @@ export class TokenBarrier implements SecurityBarrier {
     return write;
   }
 
-  private toStorageOp(op: BarrierOp, encrypt: (path: string, v: Buffer) => Buffer): StorageOp {
+  private async toStorageOp(op: BarrierOp, encrypt: (path: string, v: Buffer) => Promise<Buffer>): Promise<StorageOp> {
     if (op.kind === 'delete') return { kind: 'delete', key: op.path };
-    return { kind: 'put', key: op.path, value: bypassesBarrier(op.path) ? op.value : encrypt(op.path, op.value) };
+    return { kind: 'put', key: op.path, value: bypassesBarrier(op.path) ? op.value : await encrypt(op.path, op.value) };
   }
 
+  /** The control path (keyring, upgrade entries): few calls, made inline on the token's own session. */
   private encryptWith(key: TokenKey, term: number, path: string, plaintext: Buffer): Buffer {
     const nonce = nextNonce();
     const value = allocateValue(term, nonce, plaintext.length);

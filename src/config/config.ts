@@ -23,6 +23,12 @@ export interface SealConfigBlock {
   pin: string;
   keyLabel: string;
   generateKey: boolean;
+  /**
+   * PKCS#11 calls in flight. Unset: decided at startup by a measured round trip (an in-process
+   * module runs on the event loop, a remote one on a pool of 16 sessions). 0: always on the event
+   * loop. N: a pool of N sessions, each on its own thread.
+   */
+  maxParallel?: number;
 }
 
 export interface ListenerConfig {

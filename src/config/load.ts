@@ -107,15 +107,22 @@ function storageBlock(v: unknown, env: NodeJS.ProcessEnv): StorageConfig {
   return { type, path };
 }
 
+const MAX_PARALLEL_LIMIT = 256;
+
 function sealBlock(v: unknown, env: NodeJS.ProcessEnv): SealConfigBlock {
   const [, body] = labelledBlock(v, 'seal', ['pkcs11']);
   const f = (name: string) => `seal.pkcs11.${name}`;
-  allowOnly(body, 'seal.pkcs11', ['lib', 'token_label', 'slot', 'pin', 'key_label', 'generate_key', 'mechanism']);
+  allowOnly(body, 'seal.pkcs11', ['lib', 'token_label', 'slot', 'pin', 'key_label', 'generate_key', 'mechanism', 'max_parallel']);
   const fromEnv = (name: string) => env[`KEYWARD_HSM_${name}`] ?? env[`VAULT_HSM_${name}`];
   const tokenLabel = optionalString(body.token_label ?? fromEnv('TOKEN_LABEL'), f('token_label'));
   const slotRaw = body.slot ?? fromEnv('SLOT');
   const slot = slotRaw === undefined ? undefined : integer(slotRaw, f('slot'));
   if (tokenLabel === undefined && slot === undefined) throw new ConfigError(f('token_label'), 'set token_label (or slot) to choose the token');
+  const maxParallelRaw = body.max_parallel ?? fromEnv('MAX_PARALLEL');
+  const maxParallel = maxParallelRaw === undefined ? undefined : integer(maxParallelRaw, f('max_parallel'));
+  if (maxParallel !== undefined && maxParallel > MAX_PARALLEL_LIMIT) {
+    throw new ConfigError(f('max_parallel'), `at most ${MAX_PARALLEL_LIMIT} (each is a thread and an HSM session)`);
+  }
   const pin = optionalString(body.pin ?? fromEnv('PIN'), f('pin'));
   if (!pin) throw new ConfigError(f('pin'), 'missing: set pin in the config or KEYWARD_HSM_PIN in the environment');
   return {
@@ -125,6 +132,7 @@ function sealBlock(v: unknown, env: NodeJS.ProcessEnv): SealConfigBlock {
     pin,
     keyLabel: optionalString(body.key_label ?? fromEnv('KEY_LABEL'), f('key_label')) ?? DEFAULTS.keyLabel,
     generateKey: bool(body.generate_key ?? fromEnv('GENERATE_KEY') ?? false, f('generate_key')),
+    maxParallel,
   };
 }
 

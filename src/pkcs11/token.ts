@@ -11,12 +11,26 @@ import {
 } from './errors.js';
 import { FaultInjector, type FaultPlan } from './fault-injection.js';
 import { findSlot, initializeModule, loadModule, type SlotSelector } from './module.js';
+import { SessionPool, type PoolHost } from './session-pool.js';
 import { sealKeyTemplate, workingKeyTemplate, wrappableKeyTemplate } from './templates.js';
 
 export interface TokenConfig extends SlotSelector {
   lib: string;
   pin: string;
   keyLabel: string;
+  /** Calls in flight on a session pool; 0 keeps them on the event loop; unset decides by a measured round trip. */
+  maxParallel?: number;
+}
+
+/** Where AES-GCM calls run: inline on the event loop (in-process modules) or on a pool of threads and sessions. */
+export interface TokenDispatch {
+  mode: 'event-loop' | 'session-pool';
+  /** Median of a few C_GetSessionInfo round trips at connect, in microseconds. */
+  roundTripUs: number;
+  /** Pool threads (and sessions); 0 on the event loop. */
+  maxParallel: number;
+  /** The token's ulMaxRwSessionCount, undefined when it sets no limit. */
+  tokenSessionLimit: number | undefined;
 }
 
 export const GCM_TAG_BYTES = 16;
@@ -25,6 +39,9 @@ const KWP = { mechanism: pkcs11js.CKM_AES_KEY_WRAP_PAD };
 // pkcs11js passes a zero-length Buffer.alloc(0) as NULL, which SoftHSM rejects; a zero-length view of a real buffer is not NULL.
 const EMPTY = Buffer.alloc(1).subarray(0, 0);
 const MAX_BACKOFF_MS = 30_000;
+/** A median round trip above this means the module is not in-process: calls go to the session pool. */
+const IN_PROCESS_ROUND_TRIP_US = 50;
+const DEFAULT_POOL_SIZE = 16;
 
 /**
  * A root or term key, held only as its K-wrapped blob plus the handle of a session object made from it.
@@ -54,6 +71,10 @@ export class Token {
   private backoffMs = 250;
   private readonly live = new Set<TokenKey>();
   private faults: FaultInjector | undefined;
+  private slotHandle: Buffer | undefined;
+  private epoch = 0;
+  private dispatchInfo: TokenDispatch | undefined;
+  private pool: SessionPool | undefined;
 
   constructor(
     private readonly cfg: TokenConfig,
@@ -62,6 +83,16 @@ export class Token {
 
   get connected(): boolean {
     return this.session !== undefined;
+  }
+
+  /** Resolves when the session pool's threads are up (at once without a pool); connects first. */
+  async started(): Promise<void> {
+    await this.connectedPool()?.started();
+  }
+
+  /** How calls are dispatched, once the first connection decided it. */
+  get dispatch(): TokenDispatch | undefined {
+    return this.dispatchInfo;
   }
 
   /** Whether the seal key exists in the token (connects if needed). */
@@ -155,6 +186,52 @@ export class Token {
   }
 
   /**
+   * AES-256-GCM where it does not block the event loop on a remote module: on the session pool
+   * when there is one, else inline. Writes ciphertext ‖ tag into `out` and returns that slice.
+   */
+  encryptAsync(key: TokenKey, iv: Buffer, aad: Buffer, plaintext: Buffer, out: Buffer): Promise<Buffer> {
+    let pool: SessionPool | undefined;
+    try {
+      pool = this.connectedPool();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (!pool) {
+      try {
+        return Promise.resolve(this.encrypt(key, iv, aad, plaintext, out));
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
+    return pool.run({ encrypt: true, keyHandle: () => this.run('C_UnwrapKey', () => this.handleOf(key)), iv, aad, input: plaintext, what: 'encryption' }).then((sealed) => {
+      if (sealed.length !== plaintext.length + GCM_TAG_BYTES) {
+        throw new Error(`token returned ${sealed.length} bytes of GCM output for ${plaintext.length} bytes of input (no tag?)`);
+      }
+      sealed.copy(out);
+      sealed.fill(0);
+      return out.subarray(0, sealed.length);
+    });
+  }
+
+  /** AES-256-GCM decryption, off the event loop like encryptAsync; a tag that does not verify is an IntegrityError. */
+  decryptAsync(key: TokenKey, iv: Buffer, aad: Buffer, sealed: Buffer, what: string): Promise<Buffer> {
+    let pool: SessionPool | undefined;
+    try {
+      pool = this.connectedPool();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (!pool || sealed.length < GCM_TAG_BYTES) {
+      try {
+        return Promise.resolve(this.decrypt(key, iv, aad, sealed, what));
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
+    return pool.run({ encrypt: false, keyHandle: () => this.run('C_UnwrapKey', () => this.handleOf(key)), iv, aad, input: sealed, what });
+  }
+
+  /**
    * Whether two working keys hold the same key material, decided inside the token: both encrypt
    * the same fixed block and the outputs are compared in constant time. No secret is encrypted,
    * so the fixed IV does no harm.
@@ -172,8 +249,10 @@ export class Token {
     return this.run('C_GenerateRandom', (s) => this.module().C_GenerateRandom(s, Buffer.alloc(bytes)));
   }
 
-  /** Destroys every working key, logs out and closes the session. The module stays loaded for the next connect. */
+  /** Destroys every working key, logs out and closes the sessions. The module stays loaded for the next connect. */
   disconnect(): void {
+    void this.pool?.close();
+    this.pool = undefined;
     for (const key of [...this.live]) this.releaseKey(key);
     if (this.session && this.p11) {
       try {
@@ -285,6 +364,12 @@ export class Token {
       const rung = failureRung(te);
       if (rung === 'fatal') throw te;
       this.log?.warn({ ckr: te.ckr, fn: te.fn, rung }, 'PKCS#11 call failed; recovering the token session');
+      if (rung === 'library' && this.pool?.busy) {
+        // Re-initializing the module under calls in flight on other threads would pull it from under them.
+        this.pool.recoverModule(this.epoch);
+        this.dropSession();
+        throw new TokenUnavailableError(`${te.message}; re-initializing the PKCS#11 module`);
+      }
       this.recover(rung);
       try {
         return op(this.session!);
@@ -309,9 +394,74 @@ export class Token {
       // The module may have been lost while no session was open (a failure after recovery drops the
       // session): only re-initializing it helps, and no later call would climb that rung otherwise.
       const te = connectError(err);
-      if (this.p11 && te && failureRung(te) === 'library') return this.recover('library');
+      if (this.p11 && te && failureRung(te) === 'library' && !this.pool?.busy) return this.recover('library');
       this.noteConnectFailure(err);
     }
+    if (!this.dispatchInfo) this.chooseDispatch();
+  }
+
+  /** The pool when calls go to one, connected (and created) first. */
+  private connectedPool(): SessionPool | undefined {
+    if (!this.session) this.connect();
+    if (this.dispatchInfo?.mode !== 'session-pool') return undefined;
+    return (this.pool ??= new SessionPool(this.poolHost(), { lib: this.cfg.lib, size: this.dispatchInfo.maxParallel, log: this.log }));
+  }
+
+  /**
+   * Decides once, at the first connection, where GCM calls run: a configured max_parallel wins;
+   * otherwise a module that answers a trivial call in microseconds is in-process and stays on the
+   * event loop (a thread hop would cost more than the call), and anything slower gets the pool.
+   * The pool never asks for more sessions than the token has left.
+   */
+  private chooseDispatch(): void {
+    const p11 = this.module();
+    const roundTripUs = medianRoundTripUs(() => p11.C_GetSessionInfo(this.session!));
+    let tokenSessionLimit: number | undefined;
+    let sessionsLeft = Infinity;
+    try {
+      const info = p11.C_GetTokenInfo(this.slotHandle!);
+      if (info.maxRwSessionCount > 0 && info.maxRwSessionCount < 2 ** 32) {
+        tokenSessionLimit = info.maxRwSessionCount;
+        sessionsLeft = Math.max(1, info.maxRwSessionCount - info.rwSessionCount);
+      }
+    } catch {
+      // No limit known: the pool meets CKR_SESSION_COUNT, if any, by waiting.
+    }
+    const wanted = this.cfg.maxParallel ?? (roundTripUs < IN_PROCESS_ROUND_TRIP_US ? 0 : DEFAULT_POOL_SIZE);
+    const maxParallel = Math.min(wanted, sessionsLeft);
+    this.dispatchInfo = { mode: maxParallel > 0 ? 'session-pool' : 'event-loop', roundTripUs, maxParallel, tokenSessionLimit };
+    this.log?.info(this.dispatchInfo, maxParallel > 0 ? 'PKCS#11 calls run on a session pool' : 'PKCS#11 calls run on the event loop');
+  }
+
+  private poolHost(): PoolHost {
+    const token = this;
+    return {
+      get moduleEpoch() {
+        return token.epoch;
+      },
+      get generation() {
+        return token.generation;
+      },
+      openSession: () => {
+        this.connect();
+        try {
+          return this.module().C_OpenSession(this.slotHandle!, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
+        } catch (err) {
+          throw asTokenError(err, 'C_OpenSession');
+        }
+      },
+      closeSession: (s) => {
+        try {
+          this.p11?.C_CloseSession(s);
+        } catch {
+          // Already gone, which is often why it is closed.
+        }
+      },
+      recover: (rung) => {
+        this.log?.warn({ rung }, 'recovering the PKCS#11 token for the session pool');
+        this.recover(rung);
+      },
+    };
   }
 
   private recover(rung: 'session' | 'library'): void {
@@ -340,11 +490,13 @@ export class Token {
       // Already finalized (possibly by someone else): initializing again is what we need.
     }
     initializeModule(p11);
+    this.epoch++;
   }
 
   private openSession(): void {
     const p11 = this.module();
     const slot = findSlot(p11, this.cfg);
+    this.slotHandle = slot;
     let session: Buffer;
     try {
       session = p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
@@ -401,6 +553,17 @@ export class Token {
 /** The token error behind a failed connection attempt, if it was one (a missing library is not). */
 function connectError(err: unknown): TokenError | undefined {
   return err instanceof TokenError ? err : err instanceof Error && /CKR_/.test(err.message) ? asTokenError(err, 'connect') : undefined;
+}
+
+/** The median of nine timed calls, in microseconds. */
+function medianRoundTripUs(call: () => unknown): number {
+  const times: number[] = [];
+  for (let i = 0; i < 9; i++) {
+    const start = process.hrtime.bigint();
+    call();
+    times.push(Number(process.hrtime.bigint() - start) / 1000);
+  }
+  return Math.round(times.sort((a, b) => a - b)[4]!);
 }
 
 function gcm(iv: Buffer, aad: Buffer): pkcs11js.Mechanism {

@@ -1,0 +1,336 @@
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import { failureRung, IntegrityError, TokenError, TokenUnavailableError } from './errors.js';
+
+/** What the pool needs from the token: sessions, key handles and the module-wide rungs of the recovery ladder. */
+export interface PoolHost {
+  /** A new logged-in session (throws TokenError, CKR_SESSION_COUNT when the token has none to give). */
+  openSession(): Buffer;
+  closeSession(session: Buffer): void;
+  /** How many times the module was re-initialized: sessions from an older epoch are dead. */
+  readonly moduleEpoch: number;
+  /** Changes whenever the token's own session (and with it every key handle) is replaced. */
+  readonly generation: number;
+  /** Recovers the token's own session ('session': log in again, re-find keys) or the module ('library'). */
+  recover(rung: 'session' | 'library'): void;
+}
+
+export interface GcmJob {
+  encrypt: boolean;
+  /** Resolved on the event loop just before the call is sent, so a handle lost in a recovery is made again. */
+  keyHandle: () => Buffer;
+  iv: Buffer;
+  aad: Buffer;
+  input: Buffer;
+  /** Names the value in an IntegrityError. */
+  what: string;
+}
+
+interface QueuedJob extends GcmJob {
+  attempts: number;
+  /** The token's generation when the call was sent: a key-handle failure from an older one is already mended. */
+  sentGeneration: number;
+  enqueuedAt: number;
+  resolve(out: Buffer): void;
+  reject(err: Error): void;
+}
+
+interface WorkerReply {
+  id: number;
+  out?: ArrayBuffer;
+  offset?: number;
+  length?: number;
+  ckr?: string;
+  code?: number;
+  fn?: string;
+  tagFailure?: boolean;
+}
+
+/** One thread and the session it works on. */
+class PoolSlot {
+  session: Buffer | undefined;
+  epoch = -1;
+  job: QueuedJob | undefined;
+  ready = false;
+  readonly started: Promise<void>;
+  constructor(readonly worker: Worker) {
+    this.started = new Promise((resolve) => worker.once('message', () => resolve()));
+  }
+}
+
+export interface SessionPoolOptions {
+  lib: string;
+  /** Threads, and so sessions and calls in flight. */
+  size: number;
+  /** A request that cannot get a session for this long answers 503. */
+  queueTimeoutMs?: number;
+  log?: Logger;
+}
+
+/** Calls that mean the key handles died with the token's own session (they are its session objects). */
+const KEY_LOST = new Set(['CKR_OBJECT_HANDLE_INVALID', 'CKR_KEY_HANDLE_INVALID', 'CKR_USER_NOT_LOGGED_IN']);
+const SESSION_WAIT_MS = 50;
+
+/**
+ * AES-GCM on a pool of worker threads, each with its own logged-in session, so that a network
+ * HSM's round trips (0.25–2 ms each) neither block the event loop nor serialize requests.
+ * At most `size` calls are in flight; the rest wait in order. Sessions are opened on the event
+ * loop (where the token's session count is known) and handed to the threads; a failed call
+ * climbs the recovery ladder for its own session, or for the whole module with every thread
+ * drained first, and is retried once (never after a tag failure).
+ */
+export class SessionPool {
+  private readonly slots: PoolSlot[] = [];
+  private readonly queue: QueuedJob[] = [];
+  private readonly pending = new Map<number, QueuedJob>();
+  private nextId = 1;
+  /** Set while the module is being recovered: nothing is dispatched until every thread is idle. */
+  private draining: { rung: 'session' | 'library'; epoch: number; generation: number } | undefined;
+  private sessionWait: NodeJS.Timeout | undefined;
+  /** After CKR_SESSION_COUNT no new session is asked for until then; calls go to the sessions held. */
+  private noSessionsUntil = 0;
+  private closed = false;
+  private readonly queueTimeoutMs: number;
+
+  constructor(
+    private readonly host: PoolHost,
+    private readonly opts: SessionPoolOptions,
+  ) {
+    this.queueTimeoutMs = opts.queueTimeoutMs ?? 30_000;
+    for (let i = 0; i < opts.size; i++) this.slots.push(this.spawn());
+  }
+
+  get size(): number {
+    return this.slots.length;
+  }
+
+  /** Resolves once every thread has loaded the module (calls made before then simply wait). */
+  started(): Promise<void> {
+    return Promise.all(this.slots.map((s) => s.started)).then(() => undefined);
+  }
+
+  /** Whether any call is in flight on a thread. */
+  get busy(): boolean {
+    return this.slots.some((s) => s.job);
+  }
+
+  /** Re-initializes the module once no call is in flight (asked by a call on the event loop that found it gone). */
+  recoverModule(epoch: number): void {
+    this.startDrain('library', epoch, this.host.generation);
+    this.dispatch();
+  }
+
+  /** Sessions the pool holds open now. */
+  get openSessions(): number {
+    return this.slots.filter((s) => s.session && s.epoch === this.host.moduleEpoch).length;
+  }
+
+  run(job: GcmJob): Promise<Buffer> {
+    if (this.closed) return Promise.reject(new TokenUnavailableError('the session pool is closed'));
+    return new Promise((resolve, reject) => {
+      this.queue.push({ ...job, attempts: 0, sentGeneration: -1, enqueuedAt: Date.now(), resolve, reject });
+      this.dispatch();
+    });
+  }
+
+  /** Closes every session and stops the threads; queued calls answer 503. */
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.sessionWait);
+    for (const job of this.queue.splice(0)) job.reject(new TokenUnavailableError('the session pool is closed'));
+    for (const slot of this.slots) this.dropSession(slot);
+    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+    for (const job of this.pending.values()) job.reject(new TokenUnavailableError('the session pool is closed'));
+    this.pending.clear();
+  }
+
+  private spawn(): PoolSlot {
+    const worker = new Worker(new URL('./session-worker.mjs', import.meta.url), { workerData: { lib: this.opts.lib } });
+    const slot = new PoolSlot(worker);
+    // The threads never keep the process alive: an idle pool must not stop a clean exit.
+    worker.unref();
+    worker.on('message', (m: WorkerReply & { ready?: boolean }) => {
+      if (m.ready) {
+        slot.ready = true;
+        this.dispatch();
+        return;
+      }
+      this.finish(slot, m);
+    });
+    worker.on('error', (err) => this.lose(slot, err));
+    worker.on('exit', (code) => {
+      if (!this.closed) this.lose(slot, new Error(`session thread exited with code ${code}`));
+    });
+    return slot;
+  }
+
+  /** A thread that died takes its call with it: the call is retried elsewhere and the thread replaced. */
+  private lose(slot: PoolSlot, err: Error): void {
+    const i = this.slots.indexOf(slot);
+    if (i < 0 || this.closed) return;
+    this.opts.log?.error({ err: err.message }, 'a PKCS#11 session thread failed; replacing it');
+    this.dropSession(slot);
+    this.slots[i] = this.spawn();
+    const job = slot.job;
+    slot.job = undefined;
+    if (job) this.retryOrFail(job, new TokenUnavailableError(`session thread failed: ${err.message}`));
+    void slot.worker.terminate();
+  }
+
+  private dispatch(): void {
+    if (this.draining) {
+      if (this.slots.every((s) => !s.job)) this.finishDrain();
+      return;
+    }
+    this.expireWaiting();
+    while (this.queue.length && !this.draining) {
+      const slot = this.slots.find((s) => s.ready && !s.job && s.session && s.epoch === this.host.moduleEpoch) ?? this.slotWithNewSession();
+      if (!slot) return;
+      this.send(slot, this.queue.shift()!);
+    }
+  }
+
+  /** An idle thread given a new session, unless the token has none to give (then a timer tries again). */
+  private slotWithNewSession(): PoolSlot | undefined {
+    if (Date.now() < this.noSessionsUntil) return undefined;
+    const slot = this.slots.find((s) => s.ready && !s.job);
+    if (!slot) return undefined;
+    const got = this.ensureSession(slot);
+    if (got === 'ok') return slot;
+    if (got === 'wait') {
+      this.noSessionsUntil = Date.now() + SESSION_WAIT_MS;
+      this.waitForSession();
+    }
+    return undefined;
+  }
+
+  /** Opens the slot's session if it has none (or one from before a module re-initialization). */
+  private ensureSession(slot: PoolSlot): 'ok' | 'wait' | 'failed' {
+    if (slot.session && slot.epoch === this.host.moduleEpoch) return 'ok';
+    slot.session = undefined;
+    try {
+      slot.session = this.host.openSession();
+      slot.epoch = this.host.moduleEpoch;
+      return 'ok';
+    } catch (err) {
+      const te = err instanceof TokenError ? err : undefined;
+      // CKR_SESSION_COUNT means wait for a session, not fail.
+      if (te?.ckr === 'CKR_SESSION_COUNT') return 'wait';
+      if (te && failureRung(te) === 'library') {
+        this.startDrain('library', this.host.moduleEpoch, this.host.generation);
+        return 'failed';
+      }
+      this.failQueued(err instanceof TokenUnavailableError ? err : new TokenUnavailableError((err as Error).message));
+      return 'failed';
+    }
+  }
+
+  private send(slot: PoolSlot, job: QueuedJob): void {
+    let key: Buffer;
+    try {
+      key = job.keyHandle();
+    } catch (err) {
+      job.reject(err as Error);
+      queueMicrotask(() => this.dispatch());
+      return;
+    }
+    job.sentGeneration = this.host.generation;
+    const id = this.nextId++;
+    const data = new ArrayBuffer(16 + job.iv.length + job.aad.length + job.input.length);
+    const bytes = Buffer.from(data);
+    let at = slot.session!.copy(bytes, 0);
+    at += key.copy(bytes, 8);
+    at = 16;
+    at += job.iv.copy(bytes, at);
+    at += job.aad.copy(bytes, at);
+    job.input.copy(bytes, at);
+    slot.job = job;
+    this.pending.set(id, job);
+    slot.worker.postMessage({ id, encrypt: job.encrypt, ivBytes: job.iv.length, aadBytes: job.aad.length, data }, [data]);
+  }
+
+  private finish(slot: PoolSlot, reply: WorkerReply): void {
+    const job = this.pending.get(reply.id);
+    this.pending.delete(reply.id);
+    slot.job = undefined;
+    if (!job) return;
+    if (reply.out) {
+      job.resolve(Buffer.from(reply.out, reply.offset ?? 0, reply.length));
+    } else if (reply.tagFailure) {
+      job.reject(new IntegrityError(job.what));
+    } else {
+      this.onCallFailed(slot, job, new TokenError(reply.ckr!, reply.code ?? -1, reply.fn!));
+    }
+    this.dispatch();
+  }
+
+  /** The recovery ladder for one failed call: its own session, the token's session, or the module. */
+  private onCallFailed(slot: PoolSlot, job: QueuedJob, err: TokenError): void {
+    const rung = failureRung(err);
+    if (rung === 'fatal') return job.reject(err);
+    this.opts.log?.warn({ ckr: err.ckr, fn: err.fn, rung }, 'PKCS#11 call on a pooled session failed; recovering');
+    if (rung === 'library') {
+      this.startDrain('library', slot.epoch, job.sentGeneration);
+    } else if (KEY_LOST.has(err.ckr)) {
+      this.startDrain('session', slot.epoch, job.sentGeneration);
+    } else {
+      this.dropSession(slot);
+    }
+    this.retryOrFail(job, err);
+  }
+
+  private retryOrFail(job: QueuedJob, err: Error): void {
+    if (job.attempts++ >= 1) {
+      job.reject(err instanceof TokenUnavailableError ? err : new TokenUnavailableError(`${err.message} (after recovery)`));
+      return;
+    }
+    // Retried ahead of newer calls: it has waited longest.
+    this.queue.unshift(job);
+  }
+
+  private startDrain(rung: 'session' | 'library', epoch: number, generation: number): void {
+    if (this.draining?.rung === 'library') return;
+    this.draining = { rung, epoch, generation };
+  }
+
+  /** Runs once every thread is idle, so that no call is in flight while the module is re-initialized. */
+  private finishDrain(): void {
+    const { rung, epoch, generation } = this.draining!;
+    this.draining = undefined;
+    // Recover only what is still broken: another failure may have mended it since this one was seen.
+    const stale = rung === 'library' ? this.host.moduleEpoch === epoch : this.host.generation === generation;
+    if (stale) {
+      try {
+        this.host.recover(rung);
+      } catch (err) {
+        this.failQueued(err instanceof TokenUnavailableError ? err : new TokenUnavailableError((err as Error).message));
+      }
+    }
+    this.dispatch();
+  }
+
+  private dropSession(slot: PoolSlot): void {
+    if (slot.session && slot.epoch === this.host.moduleEpoch) this.host.closeSession(slot.session);
+    slot.session = undefined;
+  }
+
+  private failQueued(err: Error): void {
+    for (const job of this.queue.splice(0)) job.reject(err);
+  }
+
+  private waitForSession(): void {
+    if (this.sessionWait || this.closed) return;
+    this.sessionWait = setTimeout(() => {
+      this.sessionWait = undefined;
+      this.dispatch();
+    }, SESSION_WAIT_MS);
+    this.sessionWait.unref();
+  }
+
+  private expireWaiting(): void {
+    const limit = Date.now() - this.queueTimeoutMs;
+    while (this.queue.length && this.queue[0]!.enqueuedAt < limit) {
+      this.queue.shift()!.reject(new TokenUnavailableError(`no PKCS#11 session became free within ${this.queueTimeoutMs} ms`));
+    }
+  }
+}
