@@ -55,7 +55,14 @@ export function splitAddress(address: string): { host: string; port: number } {
 export async function startService(config: ServerConfig, log: Logger, opts: ServiceOptions = {}): Promise<Service> {
   const storage = await openStorage(config.storage);
   const token = new Token(
-    { lib: config.seal.lib, tokenLabel: config.seal.tokenLabel, slot: config.seal.slot, pin: config.seal.pin, keyLabel: config.seal.keyLabel },
+    {
+      lib: config.seal.lib,
+      tokenLabel: config.seal.tokenLabel,
+      slot: config.seal.slot,
+      pin: config.seal.pin,
+      keyLabel: config.seal.keyLabel,
+      maxParallel: config.seal.maxParallel,
+    },
     log.child({ component: 'pkcs11' }),
   );
   try {

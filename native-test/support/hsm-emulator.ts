@@ -157,6 +157,11 @@ export class HsmEmulator {
     this.write('failCountdown', nth);
   }
 
+  /** Disarms a fault armed by failNext that has not fired yet (a no-op when none is armed). */
+  disarmFault(): void {
+    this.write('failCountdown', 0);
+  }
+
   /** How many armed faults have fired. */
   get faultsFired(): number {
     return this.read('faultsFired');

@@ -1,4 +1,5 @@
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
+import pkcs11js from 'pkcs11js';
 import type { Logger } from 'pino';
 import { failureRung, IntegrityError, TokenError, TokenUnavailableError } from './errors.js';
 
@@ -35,16 +36,17 @@ interface QueuedJob extends GcmJob {
   reject(err: Error): void;
 }
 
-interface WorkerReply {
-  id: number;
-  out?: ArrayBuffer;
-  offset?: number;
-  length?: number;
-  ckr?: string;
-  code?: number;
-  fn?: string;
-  tagFailure?: boolean;
-}
+/**
+ * A call travels to its thread and back as one transferred ArrayBuffer (session-worker.mjs):
+ * eight int32 words (op or, on return, status; iv, aad and input lengths; output length; CKR;
+ * whether the failure was in the operation rather than its *Init), the session and key handles
+ * (8 bytes each), iv, aad, input, then room for the output (input + tag).
+ */
+const CALL_LAYOUT = { words: 8, handles: 32, data: 48, tag: 16 } as const;
+const OP_ENCRYPT = 1;
+const OP_DECRYPT = 2;
+const STATUS_OK = 0;
+const STATUS_TAG_FAILURE = 2;
 
 /** One thread and the session it works on. */
 class PoolSlot {
@@ -53,10 +55,25 @@ class PoolSlot {
   job: QueuedJob | undefined;
   ready = false;
   readonly started: Promise<void>;
-  constructor(readonly worker: Worker) {
-    this.started = new Promise((resolve) => worker.once('message', () => resolve()));
+  constructor(
+    readonly worker: Worker,
+    readonly port: MessagePort,
+    /** Raised (and notified) when a call is waiting on the port: the thread sleeps on it. */
+    readonly wake: Int32Array,
+  ) {
+    // Settled by the thread's first message, or by its death (the pool replaces it then).
+    this.started = new Promise((resolve) => {
+      port.once('message', () => resolve());
+      worker.once('exit', () => resolve());
+    });
   }
 }
+
+const CKR_NAMES = new Map<number, string>(
+  Object.entries(pkcs11js)
+    .filter(([name, value]) => name.startsWith('CKR_') && typeof value === 'number')
+    .map(([name, value]) => [value as number, name]),
+);
 
 export interface SessionPoolOptions {
   lib: string;
@@ -82,8 +99,6 @@ const SESSION_WAIT_MS = 50;
 export class SessionPool {
   private readonly slots: PoolSlot[] = [];
   private readonly queue: QueuedJob[] = [];
-  private readonly pending = new Map<number, QueuedJob>();
-  private nextId = 1;
   /** Set while the module is being recovered: nothing is dispatched until every thread is idle. */
   private draining: { rung: 'session' | 'library'; epoch: number; generation: number } | undefined;
   private sessionWait: NodeJS.Timeout | undefined;
@@ -140,18 +155,27 @@ export class SessionPool {
     for (const job of this.queue.splice(0)) job.reject(new TokenUnavailableError('the session pool is closed'));
     for (const slot of this.slots) this.dropSession(slot);
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
-    for (const job of this.pending.values()) job.reject(new TokenUnavailableError('the session pool is closed'));
-    this.pending.clear();
+    for (const slot of this.slots) {
+      slot.job?.reject(new TokenUnavailableError('the session pool is closed'));
+      slot.job = undefined;
+      slot.port.close();
+    }
   }
 
   private spawn(): PoolSlot {
-    const worker = new Worker(new URL('./session-worker.mjs', import.meta.url), { workerData: { lib: this.opts.lib } });
-    const slot = new PoolSlot(worker);
-    // The threads never keep the process alive: an idle pool must not stop a clean exit.
+    const { port1, port2 } = new MessageChannel();
+    const flag = new SharedArrayBuffer(4);
+    const worker = new Worker(new URL('./session-worker.mjs', import.meta.url), {
+      workerData: { lib: this.opts.lib, port: port2, flag },
+      transferList: [port2],
+    });
+    const slot = new PoolSlot(worker, port1, new Int32Array(flag));
+    // The thread itself never keeps the process alive; its port does while it starts or has a call in flight.
     worker.unref();
-    worker.on('message', (m: WorkerReply & { ready?: boolean }) => {
-      if (m.ready) {
+    port1.on('message', (m: ArrayBuffer | string) => {
+      if (typeof m === 'string') {
         slot.ready = true;
+        port1.unref();
         this.dispatch();
         return;
       }
@@ -235,31 +259,40 @@ export class SessionPool {
       return;
     }
     job.sentGeneration = this.host.generation;
-    const id = this.nextId++;
-    const data = new ArrayBuffer(16 + job.iv.length + job.aad.length + job.input.length);
-    const bytes = Buffer.from(data);
-    let at = slot.session!.copy(bytes, 0);
-    at += key.copy(bytes, 8);
-    at = 16;
-    at += job.iv.copy(bytes, at);
-    at += job.aad.copy(bytes, at);
-    job.input.copy(bytes, at);
+    const { iv, aad, input } = job;
+    const call = new ArrayBuffer(CALL_LAYOUT.data + iv.length + aad.length + 2 * input.length + CALL_LAYOUT.tag);
+    const header = new Int32Array(call, 0, CALL_LAYOUT.words);
+    header[0] = job.encrypt ? OP_ENCRYPT : OP_DECRYPT;
+    header[1] = iv.length;
+    header[2] = aad.length;
+    header[3] = input.length;
+    const bytes = Buffer.from(call);
+    slot.session!.copy(bytes, CALL_LAYOUT.handles);
+    key.copy(bytes, CALL_LAYOUT.handles + 8);
+    let at = CALL_LAYOUT.data + iv.copy(bytes, CALL_LAYOUT.data);
+    at += aad.copy(bytes, at);
+    input.copy(bytes, at);
     slot.job = job;
-    this.pending.set(id, job);
-    slot.worker.postMessage({ id, encrypt: job.encrypt, ivBytes: job.iv.length, aadBytes: job.aad.length, data }, [data]);
+    slot.port.ref();
+    slot.port.postMessage(call, [call]);
+    Atomics.store(slot.wake, 0, 1);
+    Atomics.notify(slot.wake, 0);
   }
 
-  private finish(slot: PoolSlot, reply: WorkerReply): void {
-    const job = this.pending.get(reply.id);
-    this.pending.delete(reply.id);
+  private finish(slot: PoolSlot, call: ArrayBuffer): void {
+    const job = slot.job;
     slot.job = undefined;
+    slot.port.unref();
     if (!job) return;
-    if (reply.out) {
-      job.resolve(Buffer.from(reply.out, reply.offset ?? 0, reply.length));
-    } else if (reply.tagFailure) {
+    const [status, ivBytes, aadBytes, inBytes, outBytes, ckr, inOperation] = new Int32Array(call, 0, CALL_LAYOUT.words);
+    const outAt = CALL_LAYOUT.data + ivBytes! + aadBytes! + inBytes!;
+    if (status === STATUS_OK) {
+      job.resolve(Buffer.from(call, outAt, outBytes));
+    } else if (status === STATUS_TAG_FAILURE) {
       job.reject(new IntegrityError(job.what));
     } else {
-      this.onCallFailed(slot, job, new TokenError(reply.ckr!, reply.code ?? -1, reply.fn!));
+      const fn = `${job.encrypt ? 'C_Encrypt' : 'C_Decrypt'}${inOperation ? '' : 'Init'}`;
+      this.onCallFailed(slot, job, new TokenError(CKR_NAMES.get(ckr!) ?? `CKR_0x${(ckr! >>> 0).toString(16)}`, ckr!, fn));
     }
     this.dispatch();
   }
