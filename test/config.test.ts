@@ -75,6 +75,15 @@ describe('config', () => {
     expect(() => validateConfig({ storage: { postgresql: { table: 'x; drop' } }, seal }, {})).toThrow(/storage\.postgresql\.table/);
   });
 
+  it('takes max_parallel from the seal block, else KEYWARD_HSM_MAX_PARALLEL, else VAULT_HSM_MAX_PARALLEL; unset leaves it to the token', () => {
+    const doc = (seal: Record<string, unknown>) => ({ storage: { file: { path: '/d' } }, seal: { pkcs11: { token_label: 't', pin: 'p', ...seal } } });
+    expect(validateConfig(doc({}), {}).seal.maxParallel).toBeUndefined();
+    expect(validateConfig(doc({ max_parallel: 32 }), { KEYWARD_HSM_MAX_PARALLEL: '8' }).seal.maxParallel).toBe(32);
+    expect(validateConfig(doc({}), { KEYWARD_HSM_MAX_PARALLEL: '8', VAULT_HSM_MAX_PARALLEL: '4' }).seal.maxParallel).toBe(8);
+    expect(validateConfig(doc({}), { VAULT_HSM_MAX_PARALLEL: '4' }).seal.maxParallel).toBe(4);
+    expect(validateConfig(doc({ max_parallel: 0 }), {}).seal.maxParallel).toBe(0);
+  });
+
   it('names the bad field', async () => {
     const cases: Array<[unknown, string]> = [
       [{ seal: { pkcs11: { token_label: 't', pin: 'p' } } }, 'config: storage: missing block'],
@@ -87,6 +96,9 @@ describe('config', () => {
       [{ storage: { file: { path: '/d' } }, seal: { pkcs11: { token_label: 't', pin: 'p' } }, listener: { tcp: { address: 'nope' } } }, 'config: listener.tcp.address:'],
       [{ storage: { file: { path: '/d' } }, seal: { pkcs11: { token_label: 't', pin: 'p' } }, listener: { tcp: { address: '1.2.3.4:1' } } }, 'config: listener.tcp.tls_cert_file: required unless tls_disable = true'],
       [{ storage: { file: { path: '/d' } }, seal: { pkcs11: { token_label: 't', pin: 'p' } }, colour: 'blue' }, 'config: colour: unknown setting'],
+      [{ storage: { file: { path: '/d' } }, seal: { pkcs11: { token_label: 't', pin: 'p', max_parallel: -1 } } }, 'config: seal.pkcs11.max_parallel: must be a non-negative integer'],
+      [{ storage: { file: { path: '/d' } }, seal: { pkcs11: { token_label: 't', pin: 'p', max_parallel: 'many' } } }, 'config: seal.pkcs11.max_parallel: must be a non-negative integer'],
+      [{ storage: { file: { path: '/d' } }, seal: { pkcs11: { token_label: 't', pin: 'p', max_parallel: 257 } } }, 'config: seal.pkcs11.max_parallel: at most 256'],
     ];
     for (const [doc, message] of cases) {
       let caught: unknown;
