@@ -207,11 +207,19 @@ export class SessionPool {
       return;
     }
     this.expireWaiting();
-    while (this.queue.length && !this.draining) {
+    // After the token's session was replaced, key handles are made anew and an HSM may hand out the
+    // numbers of the dead ones again: no call with a new handle goes out while one with an old handle
+    // is still in flight, so an encryption can never meet a different key under the same number.
+    while (this.queue.length && !this.draining && !this.oldHandlesInFlight()) {
       const slot = this.slots.find((s) => s.ready && !s.job && s.session && s.epoch === this.host.moduleEpoch) ?? this.slotWithNewSession();
       if (!slot) return;
       this.send(slot, this.queue.shift()!);
     }
+  }
+
+  private oldHandlesInFlight(): boolean {
+    const generation = this.host.generation;
+    return this.slots.some((s) => s.job && s.job.sentGeneration !== generation);
   }
 
   /** An idle thread given a new session, unless the token has none to give (then a timer tries again). */
