@@ -92,8 +92,9 @@ async function writeDoc(table: string): Promise<void> {
 
 Written by \`npm run bench\` on ${new Date().toISOString().slice(0, 10)}. Every ratio compares keyward with a
 limit measured in the same run on the same machine: the raw pkcs11js loop on the same key or
-replaying the same PKCS#11 calls, node:crypto, a bare fastify route serving the same JSON, a bare
-durable file write, or the same operation on a smaller data set. For latencies (lower is better)
+replaying the same PKCS#11 calls, node:crypto, a bare fastify route doing the same PKCS#11
+decryptions and serving the same JSON, a bare durable file write, or the same operation on a
+smaller data set. For latencies (lower is better)
 the ratio is baseline/value, so higher is better, except for rekey and rotate on a large against
 a small data set, where it is large/small and the target bounds it from above.
 
@@ -155,14 +156,15 @@ by hand for the measurement:
 
 ## Where the time goes (targets not met, from profiles taken on 2026-11-22)
 
-- **HTTP KV v2 read** (target ≥ 0.5). keyward is CPU-bound on one core. A CPU profile of the
-  server under 10 connections gives about a fifth of its time to the two PKCS#11 decryptions a
-  KV v2 read needs (metadata, then the version; the raw pkcs11js loop above is the floor), about
-  a sixth to the socket write that the bare route pays as well, and the rest to token HMAC,
-  routing, JSON and fastify's hooks. The bare route decrypts nothing and serves a constant
-  string, so at 10 and 50 connections, where it uses both cores, it stays near ten times ahead.
-  What would close the gap: fewer token calls per read (one C_Decrypt without C_DecryptInit is
-  not offered by PKCS#11 for GCM), or serving reads from more processes (standbys already do).
+- **HTTP KV v2 read** (target ≥ 0.7 of the floor, \`bench/floor-server.mjs\`: a bare fastify
+  route making the same two GCM decryptions, of the sizes of the secret's stored metadata and
+  version entries with their storage paths as AAD, on an AES-256 session key in a logged-in
+  session on the same token, synchronously, and returning the same JSON). keyward is CPU-bound on
+  one core. A CPU profile of the server under 10 connections gives about a fifth of its time to
+  those two decryptions, about a sixth to the socket write that the floor pays as well, and the
+  rest to token HMAC, routing, JSON and fastify's hooks: that rest is the gap, since the floor
+  pays the decryptions too (0.45–0.53 of it at 1, 10 and 50 connections in runs on 2026-12-03,
+  load average 2–15 on 2 cores).
 - **HTTP KV v2 write on file storage** (target ≥ 0.6). A KV v2 write is a transaction of two
   entries: group commit shares one journal fsync among concurrent writers, but each entry is still
   its own file to create, rename and fsync, where the bare route writes one. A write-ahead log
