@@ -27,6 +27,14 @@ describe('bench verdicts', () => {
     expect(verdict(row(100, target, 1000))).toBe('missed');
   });
 
+  it('meets a bound of zero on a count (no failed request) only at zero', () => {
+    const none: Target = { of: 'value', op: '≤', limit: 0 };
+    expect(verdict(row(0, none, 0))).toBe('met');
+    expect(verdict(row(0.0001, none, 1))).toBe('missed');
+    expect(verdict(row(0, none, NaN))).toBe('missed');
+    expect(describeTarget(none, 'requests')).toBe('≤ 0 requests');
+  });
+
   it('misses every target when the figure is NaN (a measurement that failed)', () => {
     expect(verdict(row(NaN, atLeast(0.5)))).toBe('missed');
     expect(verdict(row(NaN, { of: 'ratio', op: '≤', limit: 1.2 }))).toBe('missed');
