@@ -37,16 +37,31 @@ interface QueuedJob extends GcmJob {
 }
 
 /**
- * A call travels to its thread and back as one transferred ArrayBuffer (session-worker.mjs):
- * eight int32 words (op or, on return, status; iv, aad and input lengths; output length; CKR;
- * whether the failure was in the operation rather than its *Init), the session and key handles
- * (8 bytes each), iv, aad, input, then room for the output (input + tag).
+ * Each thread has a SharedArrayBuffer mailbox (session-worker.mjs reads the same layout): eight
+ * int32 words (state: 0 idle, 1 call waiting, 2 done; op, then on return the status; iv, aad and input
+ * lengths; output length; CKR; whether the failure was in the operation rather than its *Init),
+ * the session and key handles (8 bytes each), iv, aad, input, then room for the output (input +
+ * tag). A call that does not fit gets a mailbox of its size, sent to the thread with the call.
  */
 const CALL_LAYOUT = { words: 8, handles: 32, data: 48, tag: 16 } as const;
+const MAILBOX_BYTES = 64 * 1024;
+const STATE_IDLE = 0;
+const STATE_CALL = 1;
+const STATE_DONE = 2;
+const MESSAGE_READY = 1;
 const OP_ENCRYPT = 1;
 const OP_DECRYPT = 2;
 const STATUS_OK = 0;
 const STATUS_TAG_FAILURE = 2;
+
+class Mailbox {
+  readonly words: Int32Array;
+  readonly bytes: Buffer;
+  constructor(readonly sab: SharedArrayBuffer) {
+    this.words = new Int32Array(sab, 0, CALL_LAYOUT.words);
+    this.bytes = Buffer.from(sab);
+  }
+}
 
 /** One thread and the session it works on. */
 class PoolSlot {
@@ -58,8 +73,8 @@ class PoolSlot {
   constructor(
     readonly worker: Worker,
     readonly port: MessagePort,
-    /** Raised (and notified) when a call is waiting on the port: the thread sleeps on it. */
-    readonly wake: Int32Array,
+    /** Where calls are written; the thread sleeps on its first word. */
+    public mailbox: Mailbox,
   ) {
     // Settled by the thread's first message, or by its death (the pool replaces it then).
     this.started = new Promise((resolve) => {
@@ -102,6 +117,8 @@ export class SessionPool {
   /** Set while the module is being recovered: nothing is dispatched until every thread is idle. */
   private draining: { rung: 'session' | 'library'; epoch: number; generation: number } | undefined;
   private sessionWait: NodeJS.Timeout | undefined;
+  /** Raised by a thread that finished a call; see answerDoorbell. */
+  private readonly doorbell = new Int32Array(new SharedArrayBuffer(4));
   /** After CKR_SESSION_COUNT no new session is asked for until then; calls go to the sessions held. */
   private noSessionsUntil = 0;
   private closed = false;
@@ -164,22 +181,22 @@ export class SessionPool {
 
   private spawn(): PoolSlot {
     const { port1, port2 } = new MessageChannel();
-    const flag = new SharedArrayBuffer(4);
+    const mailbox = new Mailbox(new SharedArrayBuffer(MAILBOX_BYTES));
     const worker = new Worker(new URL('./session-worker.mjs', import.meta.url), {
-      workerData: { lib: this.opts.lib, port: port2, flag },
+      workerData: { lib: this.opts.lib, port: port2, mailbox: mailbox.sab, doorbell: this.doorbell.buffer },
       transferList: [port2],
     });
-    const slot = new PoolSlot(worker, port1, new Int32Array(flag));
+    const slot = new PoolSlot(worker, port1, mailbox);
     // The thread itself never keeps the process alive; its port does while it starts or has a call in flight.
     worker.unref();
-    port1.on('message', (m: ArrayBuffer | string) => {
-      if (typeof m === 'string') {
+    port1.on('message', (m: number) => {
+      if (m === MESSAGE_READY) {
         slot.ready = true;
         port1.unref();
         this.dispatch();
         return;
       }
-      this.finish(slot, m);
+      this.answerDoorbell();
     });
     worker.on('error', (err) => this.lose(slot, err));
     worker.on('exit', (code) => {
@@ -268,13 +285,18 @@ export class SessionPool {
     }
     job.sentGeneration = this.host.generation;
     const { iv, aad, input } = job;
-    const call = new ArrayBuffer(CALL_LAYOUT.data + iv.length + aad.length + 2 * input.length + CALL_LAYOUT.tag);
-    const header = new Int32Array(call, 0, CALL_LAYOUT.words);
-    header[0] = job.encrypt ? OP_ENCRYPT : OP_DECRYPT;
-    header[1] = iv.length;
-    header[2] = aad.length;
-    header[3] = input.length;
-    const bytes = Buffer.from(call);
+    const needed = CALL_LAYOUT.data + iv.length + aad.length + 2 * input.length + CALL_LAYOUT.tag;
+    // A call too big for the mailbox gets one of its size; a big one is not kept for later calls.
+    const mailboxBytes = slot.mailbox.sab.byteLength;
+    if (needed > mailboxBytes || (mailboxBytes > MAILBOX_BYTES && needed <= MAILBOX_BYTES)) {
+      slot.mailbox = new Mailbox(new SharedArrayBuffer(Math.max(needed, MAILBOX_BYTES)));
+      slot.port.postMessage(slot.mailbox.sab);
+    }
+    const { words, bytes } = slot.mailbox;
+    words[1] = job.encrypt ? OP_ENCRYPT : OP_DECRYPT;
+    words[2] = iv.length;
+    words[3] = aad.length;
+    words[4] = input.length;
     slot.session!.copy(bytes, CALL_LAYOUT.handles);
     key.copy(bytes, CALL_LAYOUT.handles + 8);
     let at = CALL_LAYOUT.data + iv.copy(bytes, CALL_LAYOUT.data);
@@ -282,27 +304,42 @@ export class SessionPool {
     input.copy(bytes, at);
     slot.job = job;
     slot.port.ref();
-    slot.port.postMessage(call, [call]);
-    Atomics.store(slot.wake, 0, 1);
-    Atomics.notify(slot.wake, 0);
+    Atomics.store(words, 0, STATE_CALL);
+    Atomics.notify(words, 0);
   }
 
-  private finish(slot: PoolSlot, call: ArrayBuffer): void {
-    const job = slot.job;
+  /**
+   * Finishes every call marked done. The doorbell is lowered before looking, so a call finished
+   * after the look rings it again; one message may report many calls, or none.
+   */
+  private answerDoorbell(): void {
+    Atomics.store(this.doorbell, 0, 0);
+    for (const slot of this.slots) {
+      if (slot.job && Atomics.load(slot.mailbox.words, 0) === STATE_DONE) this.finish(slot);
+    }
+    this.dispatch();
+  }
+
+  private finish(slot: PoolSlot): void {
+    const job = slot.job!;
     slot.job = undefined;
     slot.port.unref();
-    if (!job) return;
-    const [status, ivBytes, aadBytes, inBytes, outBytes, ckr, inOperation] = new Int32Array(call, 0, CALL_LAYOUT.words);
+    const { words, bytes } = slot.mailbox;
+    Atomics.store(words, 0, STATE_IDLE);
+    const [, status, ivBytes, aadBytes, inBytes, outBytes, ckr, inOperation] = words;
     const outAt = CALL_LAYOUT.data + ivBytes! + aadBytes! + inBytes!;
     if (status === STATUS_OK) {
-      job.resolve(Buffer.from(call, outAt, outBytes));
+      // Copied out, and the mailbox's copy of a decrypted value wiped: the mailbox is reused.
+      const out = bytes.subarray(outAt, outAt + outBytes!);
+      const result = Buffer.from(out);
+      out.fill(0);
+      job.resolve(result);
     } else if (status === STATUS_TAG_FAILURE) {
       job.reject(new IntegrityError(job.what));
     } else {
       const fn = `${job.encrypt ? 'C_Encrypt' : 'C_Decrypt'}${inOperation ? '' : 'Init'}`;
       this.onCallFailed(slot, job, new TokenError(CKR_NAMES.get(ckr!) ?? `CKR_0x${(ckr! >>> 0).toString(16)}`, ckr!, fn));
     }
-    this.dispatch();
   }
 
   /** The recovery ladder for one failed call: its own session, the token's session, or the module. */

@@ -4,13 +4,23 @@
 // handles. Plain JavaScript so that it runs in a bare worker under tsx, vitest and the compiled
 // dist/ alike; it depends on nothing but pkcs11js.
 //
-// It never returns to an event loop: it sleeps in Atomics.wait until the pool raises its flag,
-// then takes its call with receiveMessageOnPort. Waking an idle event loop for every call cost
-// about a third more CPU per call. The call format is CALL_LAYOUT in session-pool.ts.
+// A call is written into a SharedArrayBuffer mailbox (CALL_LAYOUT in session-pool.ts); the thread
+// sleeps in Atomics.wait on the mailbox's first word, runs the call, writes the outcome back and
+// marks it done. It rings the pool's doorbell (one message) only if nobody rang since the pool last
+// looked: under load one message reports many calls. It never returns to an event loop, and
+// nothing is allocated or copied across threads per call: waking an idle event loop, transferring
+// a buffer and sending a message for every call cost more CPU than the call itself.
 import { receiveMessageOnPort, workerData } from 'node:worker_threads';
 import pkcs11js from 'pkcs11js';
 
+const WORDS = 8;
+const HANDLES_AT = 32;
+const DATA_AT = 48;
 const TAG_BYTES = 16;
+const STATE_CALL = 1;
+const STATE_DONE = 2;
+const MESSAGE_READY = 1;
+const MESSAGE_DOORBELL = 0;
 const OP_ENCRYPT = 1;
 const STATUS_OK = 0;
 const STATUS_FAILED = 1;
@@ -19,8 +29,8 @@ const TAG_FAILURES = new Set([pkcs11js.CKR_GENERAL_ERROR, pkcs11js.CKR_ENCRYPTED
 // A zero-length Buffer.alloc(0) reaches the module as NULL; a zero-length view of a real buffer does not.
 const EMPTY = Buffer.alloc(1).subarray(0, 0);
 
-const { port, flag, lib } = workerData;
-const wake = new Int32Array(flag);
+const { port, lib } = workerData;
+const doorbell = new Int32Array(workerData.doorbell);
 const p11 = new pkcs11js.PKCS11();
 p11.load(lib);
 try {
@@ -29,7 +39,20 @@ try {
   if (err.code !== pkcs11js.CKR_CRYPTOKI_ALREADY_INITIALIZED) throw err;
 }
 
-function sessionAlive(session) {
+let words;
+let bytes;
+let session;
+let key;
+/** Takes a (new, larger or smaller) mailbox the pool sent. */
+function useMailbox(sab) {
+  words = new Int32Array(sab, 0, WORDS);
+  bytes = Buffer.from(sab);
+  session = bytes.subarray(HANDLES_AT, HANDLES_AT + 8);
+  key = bytes.subarray(HANDLES_AT + 8, HANDLES_AT + 16);
+}
+useMailbox(workerData.mailbox);
+
+function sessionAlive() {
   try {
     p11.C_GetSessionInfo(session);
     return true;
@@ -38,19 +61,17 @@ function sessionAlive(session) {
   }
 }
 
-/** Runs the call described in `ab` and writes the outcome into its header and output area. */
-function run(ab) {
-  const header = new Int32Array(ab, 0, 8);
-  const [op, ivBytes, aadBytes, inBytes] = header;
-  const bytes = Buffer.from(ab);
-  let at = 32;
-  const take = (n) => bytes.subarray(at, (at += n));
-  const session = take(8);
-  const key = take(8);
-  const iv = take(ivBytes);
-  const aad = take(aadBytes);
-  const input = take(inBytes);
-  const out = take(inBytes + TAG_BYTES);
+/** Runs the call in the mailbox and writes its outcome (status, output length, CKR, where it failed). */
+function run() {
+  const op = words[1];
+  const ivAt = DATA_AT;
+  const aadAt = ivAt + words[2];
+  const inAt = aadAt + words[3];
+  const outAt = inAt + words[4];
+  const iv = bytes.subarray(ivAt, aadAt);
+  const aad = bytes.subarray(aadAt, inAt);
+  const input = bytes.subarray(inAt, outAt);
+  const out = bytes.subarray(outAt, outAt + input.length + TAG_BYTES);
   const mechanism = {
     mechanism: pkcs11js.CKM_AES_GCM,
     parameter: { type: pkcs11js.CK_PARAMS_GCM, iv, ivBits: iv.length * 8, aad, tagBits: TAG_BYTES * 8 },
@@ -60,29 +81,32 @@ function run(ab) {
     if (op === OP_ENCRYPT) {
       p11.C_EncryptInit(session, mechanism, key);
       inOperation = true;
-      header[4] = p11.C_Encrypt(session, input.length ? input : EMPTY, out).length;
+      words[5] = p11.C_Encrypt(session, input.length ? input : EMPTY, out).length;
     } else {
       p11.C_DecryptInit(session, mechanism, key);
       inOperation = true;
-      header[4] = p11.C_Decrypt(session, input, out).length;
+      words[5] = p11.C_Decrypt(session, input, out).length;
     }
-    header[0] = STATUS_OK;
+    words[1] = STATUS_OK;
   } catch (err) {
     const code = typeof err.code === 'number' ? err.code : -1;
-    header[0] = op !== OP_ENCRYPT && inOperation && TAG_FAILURES.has(code) && sessionAlive(session) ? STATUS_TAG_FAILURE : STATUS_FAILED;
-    header[5] = code;
-    header[6] = inOperation ? 1 : 0;
+    words[1] = op !== OP_ENCRYPT && inOperation && TAG_FAILURES.has(code) && sessionAlive() ? STATUS_TAG_FAILURE : STATUS_FAILED;
+    words[6] = code;
+    words[7] = inOperation ? 1 : 0;
   }
-  // The plaintext of an encryption is not left behind in this thread's copy.
+  // The plaintext of an encryption is not left behind in the mailbox.
   if (op === OP_ENCRYPT) input.fill(0);
 }
 
-port.postMessage('ready');
+port.postMessage(MESSAGE_READY);
 for (;;) {
-  Atomics.wait(wake, 0, 0);
-  Atomics.store(wake, 0, 0);
-  for (let call = receiveMessageOnPort(port); call; call = receiveMessageOnPort(port)) {
-    run(call.message);
-    port.postMessage(call.message, [call.message]);
+  for (let state = Atomics.load(words, 0); state !== STATE_CALL; state = Atomics.load(words, 0)) Atomics.wait(words, 0, state);
+  // A mailbox sent with the call replaces the current one before the call is read.
+  for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) {
+    useMailbox(m.message);
+    if (Atomics.load(words, 0) !== STATE_CALL) throw new Error('a new mailbox arrived without its call');
   }
+  run();
+  Atomics.store(words, 0, STATE_DONE);
+  if (Atomics.exchange(doorbell, 0, 1) === 0) port.postMessage(MESSAGE_DOORBELL);
 }

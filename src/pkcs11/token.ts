@@ -208,7 +208,6 @@ export class Token {
         throw new Error(`token returned ${sealed.length} bytes of GCM output for ${plaintext.length} bytes of input (no tag?)`);
       }
       sealed.copy(out);
-      sealed.fill(0);
       return out.subarray(0, sealed.length);
     });
   }
