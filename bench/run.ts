@@ -181,8 +181,8 @@ config must keep ≥ 0.9 of \`max_parallel = 0\`, the synchronous path, at each 
   one core. A CPU profile of the server under 10 connections gives about a fifth of its time to
   those two decryptions, about a sixth to the socket write that the floor pays as well, and the
   rest to token HMAC, routing, JSON and fastify's hooks: that rest is the gap, since the floor
-  pays the decryptions too (0.45–0.53 of it at 1, 10 and 50 connections in runs on 2026-12-03,
-  load average 2–15 on 2 cores).
+  pays the decryptions too (0.30–0.53 of it at 1, 10 and 50 connections in three runs on
+  2026-12-03, load average 2–15 on 2 cores).
 - **HTTP KV v2 write on file storage** (target ≥ 0.6). A KV v2 write is a transaction of two
   entries: group commit shares one journal fsync among concurrent writers, but each entry is still
   its own file to create, rename and fsync, where the bare route writes one. A write-ahead log
