@@ -105,6 +105,19 @@ describe('the session pool on the HSM emulator (a network HSM: every call a roun
     expect(emu.callsSince(before)).toEqual({ C_DecryptInit: 1, C_Decrypt: 1 });
   });
 
+  it('carries values past the 64 KiB mailbox (each gets one of its size) and small ones after them', async () => {
+    emu.latencyUs = 100;
+    const { token: tok, key } = await connect(2);
+    for (const size of [10, 70 * 1024, 1024 * 1024, 10, 64 * 1024, 33]) {
+      const iv = randomBytes(12);
+      const aad = Buffer.from(`secret/${size}`);
+      const plaintext = randomBytes(size);
+      const sealed = Buffer.from(await tok.encryptAsync(key, iv, aad, plaintext, Buffer.alloc(size + 16)));
+      expect(sealed.length, `sealed ${size}`).toBe(size + 16);
+      expect((await tok.decryptAsync(key, iv, aad, sealed, 'big')).equals(plaintext), `round trip of ${size} bytes`).toBe(true);
+    }
+  });
+
   it("never opens more sessions than the token allows: a cap of 4 under 50 callers", async () => {
     emu.latencyUs = 300;
     emu.maxSessions = 4;

@@ -10,6 +10,8 @@
 // looked: under load one message reports many calls. It never returns to an event loop, and
 // nothing is allocated or copied across threads per call: waking an idle event loop, transferring
 // a buffer and sending a message for every call cost more CPU than the call itself.
+import { readlinkSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { receiveMessageOnPort, workerData } from 'node:worker_threads';
 import pkcs11js from 'pkcs11js';
 
@@ -22,6 +24,7 @@ const STATE_DONE = 2;
 const MESSAGE_READY = 1;
 const MESSAGE_DOORBELL = 0;
 const OP_ENCRYPT = 1;
+const OP_NEW_MAILBOX = 0x100;
 const STATUS_OK = 0;
 const STATUS_FAILED = 1;
 const STATUS_TAG_FAILURE = 2;
@@ -29,7 +32,16 @@ const TAG_FAILURES = new Set([pkcs11js.CKR_GENERAL_ERROR, pkcs11js.CKR_ENCRYPTED
 // A zero-length Buffer.alloc(0) reaches the module as NULL; a zero-length view of a real buffer does not.
 const EMPTY = Buffer.alloc(1).subarray(0, 0);
 
-const { port, lib } = workerData;
+const { port, lib, nice } = workerData;
+// Below the event loop's priority: under full load the threads' wake-ups must not starve the loop,
+// which serves health checks and lease renewals. Linux names a thread's id in /proc/thread-self.
+if (nice) {
+  try {
+    setPriority(Number(readlinkSync('/proc/thread-self').split('/').pop()), nice);
+  } catch {
+    // Elsewhere the threads keep the process's priority.
+  }
+}
 const doorbell = new Int32Array(workerData.doorbell);
 const p11 = new pkcs11js.PKCS11();
 p11.load(lib);
@@ -101,9 +113,9 @@ function run() {
 port.postMessage(MESSAGE_READY);
 for (;;) {
   for (let state = Atomics.load(words, 0); state !== STATE_CALL; state = Atomics.load(words, 0)) Atomics.wait(words, 0, state);
-  // A mailbox sent with the call replaces the current one before the call is read.
-  for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) {
-    useMailbox(m.message);
+  // A mailbox sent with the call (the old one says so) replaces the current one before the call is read.
+  if (words[1] & OP_NEW_MAILBOX) {
+    useMailbox(receiveMessageOnPort(port).message);
     if (Atomics.load(words, 0) !== STATE_CALL) throw new Error('a new mailbox arrived without its call');
   }
   run();
