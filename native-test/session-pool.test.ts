@@ -129,17 +129,21 @@ describe('the session pool on the HSM emulator (a network HSM: every call a roun
     expect(emu.peakSessions).toBeLessThanOrEqual(4);
   });
 
-  it('waits on CKR_SESSION_COUNT instead of failing when the sessions run out after startup', async () => {
+  it('waits on CKR_SESSION_COUNT instead of failing when the HSM has fewer sessions to give than at startup', async () => {
     emu.latencyUs = 300;
     const { token: tok, key } = await connect(8);
-    // Another application takes the sessions the pool was counting on.
+    const values = await sealMany(tok, key, 16);
+    expect(emu.openSessions).toBe(9);
+    // The connection drops and comes back with room for 3 sessions (other applications took the rest).
     emu.maxSessions = 3;
+    emu.dropConnection();
     const before = emu.counts();
-    const values = await sealMany(tok, key, 40);
-    expect(await openAll(tok, key, values)).toEqual({ ok: 40, unavailable: [] });
+    const after = await openAll(tok, key, values);
+    expect(after.ok + after.unavailable.length).toBe(16);
+    expect(await openAll(tok, key, [...values, ...(await sealMany(tok, key, 24))])).toEqual({ ok: 40, unavailable: [] });
     expect(emu.openSessions).toBeLessThanOrEqual(3);
-    // The pool asked, was refused, and waited rather than failing a request.
-    expect(emu.callsSince(before).C_OpenSession).toBeGreaterThan(2);
+    // The pool asked for more sessions, was refused, and waited rather than failing a request.
+    expect(emu.callsSince(before).C_OpenSession).toBeGreaterThan(3);
   });
 
   it('retries a call whose session was lost once, on a new session', async () => {

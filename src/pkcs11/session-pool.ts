@@ -200,6 +200,8 @@ export class SessionPool {
       if (m === MESSAGE_READY) {
         slot.ready = true;
         port1.unref();
+        // Its session is opened now rather than by the first call, which would wait for it.
+        if (!this.draining && !this.closed) this.ensureSession(slot);
         this.dispatch();
         return;
       }
