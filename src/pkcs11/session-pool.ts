@@ -67,24 +67,51 @@ class Mailbox {
   }
 }
 
-/** One thread and the session it works on. */
+/** A mailbox and the call in it. */
+class Lane {
+  job: QueuedJob | undefined;
+  constructor(public mailbox: Mailbox) {}
+}
+
+/**
+ * One thread and the session it works on, with two lanes: while a call runs in one, the next can
+ * wait in the other, and the thread goes on to it without waiting for the event loop.
+ */
 class PoolSlot {
   session: Buffer | undefined;
   epoch = -1;
-  job: QueuedJob | undefined;
   ready = false;
+  /** The lane the next call goes into; the thread runs them in the same turn. */
+  fill = 0;
+  /**
+   * The session failed while the other lane still had a call for it: it takes no new calls and is
+   * closed once that call is back (closed earlier, its handle could be given to another thread's
+   * new session while this thread still uses it).
+   */
+  closeWhenIdle = false;
   readonly started: Promise<void>;
   constructor(
     readonly worker: Worker,
     readonly port: MessagePort,
-    /** Where calls are written; the thread sleeps on its first word. */
-    public mailbox: Mailbox,
+    readonly lanes: readonly [Lane, Lane],
+    /** Bumped (and notified) with every call given: the thread sleeps on it. */
+    readonly bell: Int32Array,
   ) {
     // Settled by the thread's first message, or by its death (the pool replaces it then).
     this.started = new Promise((resolve) => {
       port.once('message', () => resolve());
       worker.once('exit', () => resolve());
     });
+  }
+
+  get idle(): boolean {
+    return !this.lanes[0].job && !this.lanes[1].job;
+  }
+
+  /** The lane a call can go into now: the next in turn, if its last call was collected. */
+  get openLane(): Lane | undefined {
+    const lane = this.lanes[this.fill]!;
+    return lane.job ? undefined : lane;
   }
 }
 
@@ -147,7 +174,7 @@ export class SessionPool {
 
   /** Whether any call is in flight on a thread. */
   get busy(): boolean {
-    return this.slots.some((s) => s.job);
+    return this.slots.some((s) => !s.idle);
   }
 
   /** Re-initializes the module once no call is in flight (asked by a call on the event loop that found it gone). */
@@ -180,20 +207,30 @@ export class SessionPool {
     for (const slot of this.slots) this.dropSession(slot);
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
     for (const slot of this.slots) {
-      slot.job?.reject(new TokenUnavailableError('the session pool is closed'));
-      slot.job = undefined;
+      for (const lane of slot.lanes) {
+        lane.job?.reject(new TokenUnavailableError('the session pool is closed'));
+        lane.job = undefined;
+      }
       slot.port.close();
     }
   }
 
   private spawn(): PoolSlot {
     const { port1, port2 } = new MessageChannel();
-    const mailbox = new Mailbox(new SharedArrayBuffer(MAILBOX_BYTES));
+    const lanes = [new Lane(new Mailbox(new SharedArrayBuffer(MAILBOX_BYTES))), new Lane(new Mailbox(new SharedArrayBuffer(MAILBOX_BYTES)))] as const;
+    const bell = new Int32Array(new SharedArrayBuffer(4));
     const worker = new Worker(new URL('./session-worker.mjs', import.meta.url), {
-      workerData: { lib: this.opts.lib, port: port2, mailbox: mailbox.sab, doorbell: this.doorbell.buffer, nice: THREAD_NICE },
+      workerData: {
+        lib: this.opts.lib,
+        port: port2,
+        mailboxes: lanes.map((l) => l.mailbox.sab),
+        bell: bell.buffer,
+        doorbell: this.doorbell.buffer,
+        nice: THREAD_NICE,
+      },
       transferList: [port2],
     });
-    const slot = new PoolSlot(worker, port1, mailbox);
+    const slot = new PoolSlot(worker, port1, lanes, bell);
     // The thread itself never keeps the process alive; its port does while it starts or has a call in flight.
     worker.unref();
     port1.on('message', (m: number) => {
@@ -221,15 +258,18 @@ export class SessionPool {
     this.opts.log?.error({ err: err.message }, 'a PKCS#11 session thread failed; replacing it');
     this.dropSession(slot);
     this.slots[i] = this.spawn();
-    const job = slot.job;
-    slot.job = undefined;
-    if (job) this.retryOrFail(job, new TokenUnavailableError(`session thread failed: ${err.message}`));
+    // Its calls are retried, each put back at the front of the queue: the newer first, so the older leads.
+    for (const lane of [slot.lanes[1 - slot.fill]!, slot.lanes[slot.fill]!]) {
+      const job = lane.job;
+      lane.job = undefined;
+      if (job) this.retryOrFail(job, new TokenUnavailableError(`session thread failed: ${err.message}`));
+    }
     void slot.worker.terminate();
   }
 
   private dispatch(): void {
     if (this.draining) {
-      if (this.slots.every((s) => !s.job)) this.finishDrain();
+      if (this.slots.every((s) => s.idle)) this.finishDrain();
       return;
     }
     this.expireWaiting();
@@ -237,7 +277,9 @@ export class SessionPool {
     // numbers of the dead ones again: no call with a new handle goes out while one with an old handle
     // is still in flight, so an encryption can never meet a different key under the same number.
     while (this.queue.length && !this.draining && !this.oldHandlesInFlight()) {
-      const slot = this.slots.find((s) => s.ready && !s.job && s.session && s.epoch === this.host.moduleEpoch) ?? this.slotWithNewSession();
+      const usable = (s: PoolSlot) => s.ready && !s.closeWhenIdle && s.session !== undefined && s.epoch === this.host.moduleEpoch;
+      // An idle thread first; then one whose second lane is free; then a new session.
+      const slot = this.slots.find((s) => s.idle && usable(s)) ?? this.slots.find((s) => s.openLane && usable(s)) ?? this.slotWithNewSession();
       if (!slot) return;
       this.send(slot, this.queue.shift()!);
     }
@@ -245,13 +287,13 @@ export class SessionPool {
 
   private oldHandlesInFlight(): boolean {
     const generation = this.host.generation;
-    return this.slots.some((s) => s.job && s.job.sentGeneration !== generation);
+    return this.slots.some((s) => s.lanes.some((l) => l.job && l.job.sentGeneration !== generation));
   }
 
   /** An idle thread given a new session, unless the token has none to give (then a timer tries again). */
   private slotWithNewSession(): PoolSlot | undefined {
     if (Date.now() < this.noSessionsUntil) return undefined;
-    const slot = this.slots.find((s) => s.ready && !s.job);
+    const slot = this.slots.find((s) => s.ready && s.idle && !s.closeWhenIdle);
     if (!slot) return undefined;
     const got = this.ensureSession(slot);
     if (got === 'ok') return slot;
@@ -293,17 +335,19 @@ export class SessionPool {
       return;
     }
     job.sentGeneration = this.host.generation;
+    const lane = slot.openLane!;
+    slot.fill ^= 1;
     const { iv, aad, input } = job;
     const needed = CALL_LAYOUT.data + iv.length + aad.length + 2 * input.length + CALL_LAYOUT.tag;
     // A call too big for the mailbox gets one of its size; a big one is not kept for later calls.
-    const mailboxBytes = slot.mailbox.sab.byteLength;
-    // The thread sleeps on its current mailbox's state word: a call that needs a new mailbox is
-    // written there, and the old one is signalled with OP_NEW_MAILBOX to go and fetch it.
-    const previous = slot.mailbox;
+    // The thread looks at the lane's current mailbox: a call in a new one is signalled in the old
+    // one with OP_NEW_MAILBOX, and the thread fetches the new one from its port.
+    const previous = lane.mailbox;
+    const mailboxBytes = previous.sab.byteLength;
     if (needed > mailboxBytes || (mailboxBytes > MAILBOX_BYTES && needed <= MAILBOX_BYTES)) {
-      slot.mailbox = new Mailbox(new SharedArrayBuffer(Math.max(needed, MAILBOX_BYTES)));
+      lane.mailbox = new Mailbox(new SharedArrayBuffer(Math.max(needed, MAILBOX_BYTES)));
     }
-    const { words, bytes } = slot.mailbox;
+    const { words, bytes } = lane.mailbox;
     words[1] = job.encrypt ? OP_ENCRYPT : OP_DECRYPT;
     words[2] = iv.length;
     words[3] = aad.length;
@@ -313,15 +357,16 @@ export class SessionPool {
     let at = CALL_LAYOUT.data + iv.copy(bytes, CALL_LAYOUT.data);
     at += aad.copy(bytes, at);
     input.copy(bytes, at);
-    slot.job = job;
+    lane.job = job;
     slot.port.ref();
-    if (previous !== slot.mailbox) {
+    if (previous !== lane.mailbox) {
       Atomics.store(words, 0, STATE_CALL);
-      slot.port.postMessage(slot.mailbox.sab);
+      slot.port.postMessage(lane.mailbox.sab);
       previous.words[1] = OP_NEW_MAILBOX;
     }
     Atomics.store(previous.words, 0, STATE_CALL);
-    Atomics.notify(previous.words, 0);
+    Atomics.add(slot.bell, 0, 1);
+    Atomics.notify(slot.bell, 0);
   }
 
   /**
@@ -331,16 +376,21 @@ export class SessionPool {
   private answerDoorbell(): void {
     Atomics.store(this.doorbell, 0, 0);
     for (const slot of this.slots) {
-      if (slot.job && Atomics.load(slot.mailbox.words, 0) === STATE_DONE) this.finish(slot);
+      for (const lane of slot.lanes) {
+        if (lane.job && Atomics.load(lane.mailbox.words, 0) === STATE_DONE) this.finish(slot, lane);
+      }
     }
     this.dispatch();
   }
 
-  private finish(slot: PoolSlot): void {
-    const job = slot.job!;
-    slot.job = undefined;
-    slot.port.unref();
-    const { words, bytes } = slot.mailbox;
+  private finish(slot: PoolSlot, lane: Lane): void {
+    const job = lane.job!;
+    lane.job = undefined;
+    if (slot.idle) {
+      slot.port.unref();
+      if (slot.closeWhenIdle) this.dropSession(slot);
+    }
+    const { words, bytes } = lane.mailbox;
     Atomics.store(words, 0, STATE_IDLE);
     const [, status, ivBytes, aadBytes, inBytes, outBytes, ckr, inOperation] = words;
     const outAt = CALL_LAYOUT.data + ivBytes! + aadBytes! + inBytes!;
@@ -367,8 +417,10 @@ export class SessionPool {
       this.startDrain('library', slot.epoch, job.sentGeneration);
     } else if (KEY_LOST.has(err.ckr)) {
       this.startDrain('session', slot.epoch, job.sentGeneration);
-    } else {
+    } else if (slot.idle) {
       this.dropSession(slot);
+    } else {
+      slot.closeWhenIdle = true;
     }
     this.retryOrFail(job, err);
   }
@@ -406,6 +458,7 @@ export class SessionPool {
   private dropSession(slot: PoolSlot): void {
     if (slot.session && slot.epoch === this.host.moduleEpoch) this.host.closeSession(slot.session);
     slot.session = undefined;
+    slot.closeWhenIdle = false;
   }
 
   private failQueued(err: Error): void {

@@ -4,9 +4,9 @@
 // handles. Plain JavaScript so that it runs in a bare worker under tsx, vitest and the compiled
 // dist/ alike; it depends on nothing but pkcs11js.
 //
-// A call is written into a SharedArrayBuffer mailbox (CALL_LAYOUT in session-pool.ts); the thread
-// sleeps in Atomics.wait on the mailbox's first word, runs the call, writes the outcome back and
-// marks it done. It rings the pool's doorbell (one message) only if nobody rang since the pool last
+// A call is written into one of the thread's two SharedArrayBuffer mailboxes (CALL_LAYOUT in
+// session-pool.ts); the thread sleeps in Atomics.wait on its bell, runs the call, writes the outcome
+// back and marks it done. It rings the pool's doorbell (one message) only if nobody rang since the pool last
 // looked: under load one message reports many calls. It never returns to an event loop, and
 // nothing is allocated or copied across threads per call: waking an idle event loop, transferring
 // a buffer and sending a message for every call cost more CPU than the call itself.
@@ -51,20 +51,20 @@ try {
   if (err.code !== pkcs11js.CKR_CRYPTOKI_ALREADY_INITIALIZED) throw err;
 }
 
-let words;
-let bytes;
-let session;
-let key;
-/** Takes a (new, larger or smaller) mailbox the pool sent. */
-function useMailbox(sab) {
-  words = new Int32Array(sab, 0, WORDS);
-  bytes = Buffer.from(sab);
-  session = bytes.subarray(HANDLES_AT, HANDLES_AT + 8);
-  key = bytes.subarray(HANDLES_AT + 8, HANDLES_AT + 16);
+/** A mailbox's views: its header words, its bytes, and the handles at their fixed places. */
+function lane(sab) {
+  const bytes = Buffer.from(sab);
+  return {
+    words: new Int32Array(sab, 0, WORDS),
+    bytes,
+    session: bytes.subarray(HANDLES_AT, HANDLES_AT + 8),
+    key: bytes.subarray(HANDLES_AT + 8, HANDLES_AT + 16),
+  };
 }
-useMailbox(workerData.mailbox);
+const lanes = workerData.mailboxes.map(lane);
+const bell = new Int32Array(workerData.bell);
 
-function sessionAlive() {
+function sessionAlive(session) {
   try {
     p11.C_GetSessionInfo(session);
     return true;
@@ -73,8 +73,8 @@ function sessionAlive() {
   }
 }
 
-/** Runs the call in the mailbox and writes its outcome (status, output length, CKR, where it failed). */
-function run() {
+/** Runs the call in a lane's mailbox and writes its outcome (status, output length, CKR, where it failed). */
+function run({ words, bytes, session, key }) {
   const op = words[1];
   const ivAt = DATA_AT;
   const aadAt = ivAt + words[2];
@@ -102,7 +102,7 @@ function run() {
     words[1] = STATUS_OK;
   } catch (err) {
     const code = typeof err.code === 'number' ? err.code : -1;
-    words[1] = op !== OP_ENCRYPT && inOperation && TAG_FAILURES.has(code) && sessionAlive() ? STATUS_TAG_FAILURE : STATUS_FAILED;
+    words[1] = op !== OP_ENCRYPT && inOperation && TAG_FAILURES.has(code) && sessionAlive(session) ? STATUS_TAG_FAILURE : STATUS_FAILED;
     words[6] = code;
     words[7] = inOperation ? 1 : 0;
   }
@@ -111,14 +111,23 @@ function run() {
 }
 
 port.postMessage(MESSAGE_READY);
+// The two lanes are filled and run in turn, so calls run in the order they were given; the pool
+// fills the second while the first runs, and the thread goes on to it without sleeping.
+let next = 0;
 for (;;) {
-  for (let state = Atomics.load(words, 0); state !== STATE_CALL; state = Atomics.load(words, 0)) Atomics.wait(words, 0, state);
-  // A mailbox sent with the call (the old one says so) replaces the current one before the call is read.
-  if (words[1] & OP_NEW_MAILBOX) {
-    useMailbox(receiveMessageOnPort(port).message);
-    if (Atomics.load(words, 0) !== STATE_CALL) throw new Error('a new mailbox arrived without its call');
+  const rung = Atomics.load(bell, 0);
+  let current = lanes[next];
+  if (Atomics.load(current.words, 0) !== STATE_CALL) {
+    Atomics.wait(bell, 0, rung);
+    continue;
   }
-  run();
-  Atomics.store(words, 0, STATE_DONE);
+  // A mailbox sent with the call (the old one says so) replaces the lane's before the call is read.
+  if (current.words[1] & OP_NEW_MAILBOX) {
+    current = lanes[next] = lane(receiveMessageOnPort(port).message);
+    if (Atomics.load(current.words, 0) !== STATE_CALL) throw new Error('a new mailbox arrived without its call');
+  }
+  run(current);
+  Atomics.store(current.words, 0, STATE_DONE);
   if (Atomics.exchange(doorbell, 0, 1) === 0) port.postMessage(MESSAGE_DOORBELL);
+  next ^= 1;
 }
