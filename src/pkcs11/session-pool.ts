@@ -37,7 +37,7 @@ interface QueuedJob extends GcmJob {
 }
 
 /**
- * Each thread has a SharedArrayBuffer mailbox (session-worker.mjs reads the same layout): eight
+ * Each lane of a thread is a SharedArrayBuffer mailbox (session-worker.mjs reads the same layout): eight
  * int32 words (state: 0 idle, 1 call waiting, 2 done; op, then on return the status; iv, aad and input
  * lengths; output length; CKR; whether the failure was in the operation rather than its *Init),
  * the session and key handles (8 bytes each), iv, aad, input, then room for the output (input +

@@ -54,12 +54,14 @@ export class TokenKey {
 }
 
 /**
- * One logged-in session on one token, with the recovery ladder of PKCS11-NOTES: a failed call is
+ * The token's own logged-in session, with the recovery ladder of PKCS11-NOTES: a failed call is
  * retried once after opening a new session (or, for library errors, re-initializing the module),
  * logging in again and re-finding K; working keys are re-unwrapped lazily from their blobs.
  *
- * All calls are synchronous: they run on the event-loop thread one at a time, which also keeps
- * SoftHSM's racy object-creating calls (generate, unwrap, create, destroy) serialized.
+ * Its calls are synchronous, on the event-loop thread one at a time, which also keeps SoftHSM's
+ * racy object-creating calls (generate, unwrap, create, destroy) serialized. The data path
+ * (encryptAsync, decryptAsync) runs there too for an in-process module, and on a SessionPool of
+ * threads for a remote one (docs/HSM.md).
  */
 export class Token {
   private p11: pkcs11js.PKCS11 | undefined;
