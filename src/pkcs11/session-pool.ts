@@ -94,7 +94,10 @@ class PoolSlot {
     readonly worker: Worker,
     readonly port: MessagePort,
     readonly lanes: readonly [Lane, Lane],
-    /** Bumped (and notified) with every call given: the thread sleeps on it. */
+    /**
+     * Word 0 is bumped with every call given; the thread sleeps on it, and says so in word 1, so a
+     * call given to a thread that is still busy costs no wake-up (notifying is a system call).
+     */
     readonly bell: Int32Array,
   ) {
     // Settled by the thread's first message, or by its death (the pool replaces it then).
@@ -218,7 +221,7 @@ export class SessionPool {
   private spawn(): PoolSlot {
     const { port1, port2 } = new MessageChannel();
     const lanes = [new Lane(new Mailbox(new SharedArrayBuffer(MAILBOX_BYTES))), new Lane(new Mailbox(new SharedArrayBuffer(MAILBOX_BYTES)))] as const;
-    const bell = new Int32Array(new SharedArrayBuffer(4));
+    const bell = new Int32Array(new SharedArrayBuffer(8));
     const worker = new Worker(new URL('./session-worker.mjs', import.meta.url), {
       workerData: {
         lib: this.opts.lib,
@@ -366,7 +369,7 @@ export class SessionPool {
     }
     Atomics.store(previous.words, 0, STATE_CALL);
     Atomics.add(slot.bell, 0, 1);
-    Atomics.notify(slot.bell, 0);
+    if (Atomics.load(slot.bell, 1) !== 0) Atomics.notify(slot.bell, 0);
   }
 
   /**

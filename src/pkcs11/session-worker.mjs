@@ -118,7 +118,11 @@ for (;;) {
   const rung = Atomics.load(bell, 0);
   let current = lanes[next];
   if (Atomics.load(current.words, 0) !== STATE_CALL) {
+    // Asleep is said before sleeping: a call given after the look above changes word 0, and the
+    // wait then returns at once, whether or not the pool saw this flag and notified.
+    Atomics.store(bell, 1, 1);
     Atomics.wait(bell, 0, rung);
+    Atomics.store(bell, 1, 0);
     continue;
   }
   // A mailbox sent with the call (the old one says so) replaces the lane's before the call is read.
