@@ -9,6 +9,8 @@ seal "pkcs11" {
   token_label  = "keyward"                          # or: slot = 1234
   key_label    = "keyward-seal"                     # the AES-256 seal key inside the token
   generate_key = true                               # create it at init if it does not exist
+  # library_parameters = "configdir='sql:/var/lib/keyward/nss' certPrefix='' keyPrefix='' secmod='secmod.db' flags="
+  #                     # given to C_Initialize (NSS softokn needs its database this way); or KEYWARD_HSM_LIBRARY_PARAMETERS
   # max_parallel = 32   # PKCS#11 calls in flight on a pool of sessions (docs/HSM.md); unset: decided
   #                     # at startup by a measured round trip; 0: always on the event loop
   # pin: better from the environment, KEYWARD_HSM_PIN (VAULT_HSM_PIN also works)

@@ -295,18 +295,20 @@ describe('Token recovery ladder and connection errors, against SoftHSM2', () => 
     logged.disconnect();
     const wrongPin = new Token({ ...t.config, pin: 'not-the-pin' }, log);
     expect(() => wrongPin.random(1)).toThrow(/CKR_PIN_INCORRECT/);
-    expect(logs.at(-1)).toMatchObject({ level: 50, msg: 'PKCS#11 login failed; not retrying', ckr: 'CKR_PIN_INCORRECT' });
+    expect(logs.at(-1)).toMatchObject({ level: 50, msg: 'PKCS#11 C_Login failed with CKR_PIN_INCORRECT; not retrying until restarted', ckr: 'CKR_PIN_INCORRECT', fn: 'C_Login' });
   });
 
-  it('names the PKCS#11 function that failed, for every operation', () => {
+  it('names the PKCS#11 function that failed, not the step it failed in, for every operation', () => {
     const key = token.generateKey();
     const sealed = token.encrypt(key, Buffer.alloc(12), Buffer.alloc(1), Buffer.from('v'), Buffer.alloc(17));
     const cases: Array<[string, number, () => unknown]> = [
-      ['C_FindObjects', 1, () => token.hasSealKey()],
+      ['C_FindObjectsInit', 1, () => token.hasSealKey()],
+      ['C_FindObjects', 2, () => token.hasSealKey()],
       ['C_GenerateKey', 1, () => token.generateKey()],
-      ['C_GenerateKey', 1, () => token.ensureSealKey(true)],
-      ['C_Encrypt', 1, () => token.encrypt(key, Buffer.alloc(12), Buffer.alloc(1), Buffer.from('v'), Buffer.alloc(17))],
-      ['C_Decrypt', 1, () => token.decrypt(key, Buffer.alloc(12), Buffer.alloc(1), sealed, 'v')],
+      ['C_WrapKey', 2, () => token.generateKey()],
+      ['C_FindObjectsInit', 1, () => token.ensureSealKey(true)],
+      ['C_EncryptInit', 1, () => token.encrypt(key, Buffer.alloc(12), Buffer.alloc(1), Buffer.from('v'), Buffer.alloc(17))],
+      ['C_DecryptInit', 1, () => token.decrypt(key, Buffer.alloc(12), Buffer.alloc(1), sealed, 'v')],
       ['C_Decrypt', 2, () => token.decrypt(key, Buffer.alloc(12), Buffer.alloc(1), sealed, 'v')],
       ['C_GetAttributeValue', 1, () => token.sealKeyAttributes()],
       ['C_UnwrapKey', 1, () => token.loadKey(key.blob)],

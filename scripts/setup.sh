@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what keyward needs on a fresh Debian machine with Node 20+: SoftHSM2 (and OpenSC's
-# pkcs11-tool), jq (the tutorials' JSON tool, used by the CLI tests), openssl (test
+# pkcs11-tool), NSS softokn and its certutil (the second PKCS#11 module of the tests), jq (the tutorials' JSON tool, used by the CLI tests), openssl (test
 # certificates) and PostgreSQL (the tests' throwaway server) from Debian's packages when
 # missing, then the npm packages from the lockfile.
 set -euo pipefail
@@ -20,6 +20,8 @@ ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
 # The HSM emulator (native-test/hsm-emulator) is C: a compiler and the PKCS#11 header of p11-kit.
 command -v cc >/dev/null || missing+=(gcc libc6-dev)
 [ -f /usr/include/p11-kit-1/p11-kit/pkcs11.h ] || missing+=(libp11-kit-dev)
+# NSS softokn, the second PKCS#11 module the tests run keyward on, and certutil to make its database.
+{ [ -e /usr/lib/x86_64-linux-gnu/libsoftokn3.so ] && command -v certutil >/dev/null; } || missing+=(libnss3 libnss3-tools)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]} from Debian's packages" >&2
   as_root apt-get update -qq

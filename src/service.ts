@@ -62,6 +62,7 @@ export async function startService(config: ServerConfig, log: Logger, opts: Serv
       pin: config.seal.pin,
       keyLabel: config.seal.keyLabel,
       maxParallel: config.seal.maxParallel,
+      libraryParameters: config.seal.libraryParameters,
     },
     log.child({ component: 'pkcs11' }),
   );

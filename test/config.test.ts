@@ -84,6 +84,15 @@ describe('config', () => {
     expect(validateConfig(doc({ max_parallel: 0 }), {}).seal.maxParallel).toBe(0);
   });
 
+  it('takes library_parameters from the seal block, else KEYWARD_HSM_LIBRARY_PARAMETERS', () => {
+    const doc = (seal: Record<string, unknown>) => ({ storage: { file: { path: '/d' } }, seal: { pkcs11: { token_label: 't', pin: 'p', ...seal } } });
+    const nss = "configdir='sql:/var/lib/nss' certPrefix='' keyPrefix='' secmod='secmod.db' flags=";
+    expect(validateConfig(doc({}), {}).seal.libraryParameters).toBeUndefined();
+    expect(validateConfig(doc({ library_parameters: nss }), { KEYWARD_HSM_LIBRARY_PARAMETERS: 'other' }).seal.libraryParameters).toBe(nss);
+    expect(validateConfig(doc({}), { KEYWARD_HSM_LIBRARY_PARAMETERS: nss }).seal.libraryParameters).toBe(nss);
+    expect(() => validateConfig(doc({ library_parameters: ['x'] }), {})).toThrow('config: seal.pkcs11.library_parameters: must be a string');
+  });
+
   it('names the bad field', async () => {
     const cases: Array<[unknown, string]> = [
       [{ seal: { pkcs11: { token_label: 't', pin: 'p' } } }, 'config: storage: missing block'],

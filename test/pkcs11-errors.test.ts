@@ -54,6 +54,13 @@ describe('PKCS#11 error mapping', () => {
     expect(te.name).toBe('TokenError');
   });
 
+  it('names the function pkcs11js says failed, not the step that made it', () => {
+    // An import's step is C_CreateObject, but the wrap that follows it is what a module without key wrap refuses.
+    const te = asTokenError(new pkcs11js.Pkcs11Error('CKR_MECHANISM_INVALID:112', 0x70, 'C_WrapKey'), 'C_CreateObject');
+    expect([te.ckr, te.fn, te.message]).toEqual(['CKR_MECHANISM_INVALID', 'C_WrapKey', 'PKCS#11 C_WrapKey failed: CKR_MECHANISM_INVALID']);
+    expect(asTokenError(new pkcs11js.Pkcs11Error('CKR_DEVICE_ERROR:48', 0x30), 'C_Encrypt').fn).toBe('C_Encrypt');
+  });
+
   it('names a code the module left unnamed in hex', () => {
     const te = asTokenError(new pkcs11js.Pkcs11Error('vendor failure', 0x80000001, 'C_Decrypt'), 'C_Decrypt');
     expect([te.ckr, te.code]).toEqual(['CKR_0x80000001', 0x80000001]);

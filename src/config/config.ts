@@ -29,6 +29,8 @@ export interface SealConfigBlock {
    * loop. N: a pool of N sessions, each on its own thread.
    */
   maxParallel?: number;
+  /** Given to C_Initialize: NSS softokn's `configdir='sql:DIR' certPrefix='' keyPrefix='' secmod='secmod.db' flags=`. */
+  libraryParameters?: string;
 }
 
 export interface ListenerConfig {

@@ -112,7 +112,7 @@ const MAX_PARALLEL_LIMIT = 256;
 function sealBlock(v: unknown, env: NodeJS.ProcessEnv): SealConfigBlock {
   const [, body] = labelledBlock(v, 'seal', ['pkcs11']);
   const f = (name: string) => `seal.pkcs11.${name}`;
-  allowOnly(body, 'seal.pkcs11', ['lib', 'token_label', 'slot', 'pin', 'key_label', 'generate_key', 'mechanism', 'max_parallel']);
+  allowOnly(body, 'seal.pkcs11', ['lib', 'token_label', 'slot', 'pin', 'key_label', 'generate_key', 'mechanism', 'max_parallel', 'library_parameters']);
   const fromEnv = (name: string) => env[`KEYWARD_HSM_${name}`] ?? env[`VAULT_HSM_${name}`];
   const tokenLabel = optionalString(body.token_label ?? fromEnv('TOKEN_LABEL'), f('token_label'));
   const slotRaw = body.slot ?? fromEnv('SLOT');
@@ -133,6 +133,7 @@ function sealBlock(v: unknown, env: NodeJS.ProcessEnv): SealConfigBlock {
     keyLabel: optionalString(body.key_label ?? fromEnv('KEY_LABEL'), f('key_label')) ?? DEFAULTS.keyLabel,
     generateKey: bool(body.generate_key ?? fromEnv('GENERATE_KEY') ?? false, f('generate_key')),
     maxParallel,
+    libraryParameters: optionalString(body.library_parameters ?? fromEnv('LIBRARY_PARAMETERS'), f('library_parameters')),
   };
 }
 

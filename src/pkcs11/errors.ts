@@ -28,12 +28,17 @@ export class IntegrityError extends Error {
   }
 }
 
-/** Converts whatever pkcs11js threw into a TokenError (or rethrows a non-PKCS#11 failure). */
+/**
+ * Converts whatever pkcs11js threw into a TokenError (or rethrows a non-PKCS#11 failure). It names
+ * the function pkcs11js reports as failed, when it does, rather than `fn`, the step's name: a step
+ * makes several calls, and the operator looks up the one that failed.
+ */
 export function asTokenError(err: unknown, fn: string): TokenError {
   if (err instanceof TokenError) return err;
   if (err instanceof pkcs11js.Pkcs11Error) {
     const ckr = /CKR_[A-Z_0-9]+/.exec(err.message)?.[0] ?? `CKR_0x${err.code.toString(16)}`;
-    return new TokenError(ckr, err.code, fn);
+    const method = (err as { method?: unknown }).method;
+    return new TokenError(ckr, err.code, typeof method === 'string' && method.startsWith('C_') ? method : fn);
   }
   if (err instanceof Error && /CKR_[A-Z_0-9]+/.test(err.message)) {
     const ckr = /CKR_[A-Z_0-9]+/.exec(err.message)![0];

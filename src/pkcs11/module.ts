@@ -10,25 +10,38 @@ export interface SlotSelector {
 }
 
 /** Loads the PKCS#11 library and initializes it with OS locking (without it SoftHSM disables its locks). */
-export function loadModule(libPath: string): pkcs11js.PKCS11 {
+export function loadModule(libPath: string, libraryParameters?: string): pkcs11js.PKCS11 {
   const p11 = new pkcs11js.PKCS11();
   try {
     p11.load(libPath);
   } catch (err) {
     throw new Error(`cannot load PKCS#11 library ${libPath}: ${(err as Error).message}`);
   }
-  initializeModule(p11);
+  initializeModule(p11, libraryParameters);
   return p11;
 }
 
-/** C_Initialize, tolerating a module another instance in this process already initialized. */
-export function initializeModule(p11: pkcs11js.PKCS11): void {
+/**
+ * C_Initialize, tolerating a module another instance in this process already initialized.
+ * `libraryParameters` (NSS softokn's configdir and friends) go in CK_C_INITIALIZE_ARGS' reserved
+ * field, as NSS expects.
+ */
+export function initializeModule(p11: pkcs11js.PKCS11, libraryParameters?: string): void {
   try {
-    p11.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
+    p11.C_Initialize(initializeOptions(libraryParameters));
   } catch (err) {
     const te = asTokenError(err, 'C_Initialize');
     if (te.ckr !== 'CKR_CRYPTOKI_ALREADY_INITIALIZED') throw te;
   }
+}
+
+/**
+ * The options for C_Initialize. pkcs11js 2.1.7 drops the last character of `libraryParameters`
+ * (it copies length - 1 bytes): a trailing space is what it drops.
+ */
+export function initializeOptions(libraryParameters?: string): pkcs11js.InitializationOptions {
+  const flags = pkcs11js.CKF_OS_LOCKING_OK;
+  return libraryParameters ? { flags, libraryParameters: `${libraryParameters} ` } : { flags };
 }
 
 /** Slot handles are native CK_ULONGs in 8-byte buffers. */

@@ -126,6 +126,8 @@ const CKR_NAMES = new Map<number, string>(
 
 export interface SessionPoolOptions {
   lib: string;
+  /** What the token's C_Initialize was given (a thread's C_Initialize answers ALREADY_INITIALIZED, or initializes the same way). */
+  initializeOptions: pkcs11js.InitializationOptions;
   /** Threads, and so sessions and calls in flight. */
   size: number;
   /** A request that cannot get a session for this long answers 503. */
@@ -225,6 +227,7 @@ export class SessionPool {
     const worker = new Worker(new URL('./session-worker.mjs', import.meta.url), {
       workerData: {
         lib: this.opts.lib,
+        initializeOptions: this.opts.initializeOptions,
         port: port2,
         mailboxes: lanes.map((l) => l.mailbox.sab),
         bell: bell.buffer,

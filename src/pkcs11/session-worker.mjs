@@ -46,7 +46,7 @@ const doorbell = new Int32Array(workerData.doorbell);
 const p11 = new pkcs11js.PKCS11();
 p11.load(lib);
 try {
-  p11.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
+  p11.C_Initialize(workerData.initializeOptions);
 } catch (err) {
   if (err.code !== pkcs11js.CKR_CRYPTOKI_ALREADY_INITIALIZED) throw err;
 }

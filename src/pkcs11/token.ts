@@ -10,7 +10,7 @@ import {
   TokenUnavailableError,
 } from './errors.js';
 import { FaultInjector, type FaultPlan } from './fault-injection.js';
-import { findSlot, initializeModule, loadModule, type SlotSelector } from './module.js';
+import { findSlot, initializeModule, initializeOptions, loadModule, type SlotSelector } from './module.js';
 import { SessionPool, type PoolHost } from './session-pool.js';
 import { sealKeyTemplate, workingKeyTemplate, wrappableKeyTemplate } from './templates.js';
 
@@ -20,6 +20,8 @@ export interface TokenConfig extends SlotSelector {
   keyLabel: string;
   /** Calls in flight on a session pool; 0 keeps them on the event loop; unset decides by a measured round trip. */
   maxParallel?: number;
+  /** Passed to C_Initialize (NSS softokn needs its database directory this way). */
+  libraryParameters?: string;
 }
 
 /** Where AES-GCM calls run: inline on the event loop (in-process modules) or on a pool of threads and sessions. */
@@ -389,7 +391,7 @@ export class Token {
     if (this.fatal) throw new TokenUnavailableError(`${this.fatal.message}; fix the configuration and restart`);
     if (Date.now() < this.retryAt) throw new TokenUnavailableError('reconnecting (backing off after a failed attempt)');
     try {
-      if (!this.p11) this.p11 = loadModule(this.cfg.lib);
+      if (!this.p11) this.p11 = loadModule(this.cfg.lib, this.cfg.libraryParameters);
       this.openSession();
     } catch (err) {
       // The module may have been lost while no session was open (a failure after recovery drops the
@@ -405,7 +407,12 @@ export class Token {
   private connectedPool(): SessionPool | undefined {
     if (!this.session) this.connect();
     if (this.dispatchInfo?.mode !== 'session-pool') return undefined;
-    return (this.pool ??= new SessionPool(this.poolHost(), { lib: this.cfg.lib, size: this.dispatchInfo.maxParallel, log: this.log }));
+    return (this.pool ??= new SessionPool(this.poolHost(), {
+      lib: this.cfg.lib,
+      initializeOptions: initializeOptions(this.cfg.libraryParameters),
+      size: this.dispatchInfo.maxParallel,
+      log: this.log,
+    }));
   }
 
   /**
@@ -490,7 +497,7 @@ export class Token {
     } catch {
       // Already finalized (possibly by someone else): initializing again is what we need.
     }
-    initializeModule(p11);
+    initializeModule(p11, this.cfg.libraryParameters);
     this.epoch++;
   }
 
@@ -542,7 +549,7 @@ export class Token {
     if (te && failureRung(te) === 'fatal') {
       // A wrong PIN is never retried automatically: real HSMs lock the PIN after a few attempts.
       this.fatal = te;
-      this.log?.error({ ckr: te.ckr }, 'PKCS#11 login failed; not retrying');
+      this.log?.error({ ckr: te.ckr, fn: te.fn }, `PKCS#11 ${te.fn} failed with ${te.ckr}; not retrying until restarted`);
       throw new TokenUnavailableError(`${te.message}; fix the configuration and restart`);
     }
     this.retryAt = Date.now() + this.backoffMs;
