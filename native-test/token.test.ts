@@ -1,32 +1,9 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import pkcs11js from 'pkcs11js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { IntegrityError, TokenUnavailableError } from '../src/pkcs11/errors.js';
 import { Token } from '../src/pkcs11/token.js';
 import { freshProcessToken, processTokenWithSealKey, sideChannel, type TestToken } from './support/softhsm.js';
-
-interface GcmVector {
-  tcId: number;
-  key: string;
-  iv: string;
-  aad: string;
-  msg: string;
-  ct: string;
-  tag: string;
-  result: 'valid' | 'invalid' | 'acceptable';
-}
-interface GcmGroup {
-  keySize: number;
-  ivSize: number;
-  tagSize: number;
-  tests: GcmVector[];
-}
-
-const vectors = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'test', 'data', 'wycheproof', 'aes_gcm_test.json'), 'utf8')) as {
-  testGroups: GcmGroup[];
-};
-const gcm256 = vectors.testGroups.filter((g) => g.keySize === 256 && g.ivSize === 96 && g.tagSize === 128).flatMap((g) => g.tests);
+import { gcm256 } from './support/wycheproof.js';
 
 function attribute(p11: pkcs11js.PKCS11, slot: Buffer, handle: Buffer, type: number): Buffer {
   const s = p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION);
