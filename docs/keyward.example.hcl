@@ -9,6 +9,7 @@ seal "pkcs11" {
   token_label  = "keyward"                          # or: slot = 1234
   key_label    = "keyward-seal"                     # the AES-256 seal key inside the token
   generate_key = true                               # create it at init if it does not exist
+  # mechanism = "0x1087"  # as in Vault: accepted when it names AES-GCM (CKM_AES_GCM), refused otherwise
   # library_parameters = "configdir='sql:/var/lib/keyward/nss' certPrefix='' keyPrefix='' secmod='secmod.db' flags="
   #                     # given to C_Initialize (NSS softokn needs its database this way); or KEYWARD_HSM_LIBRARY_PARAMETERS
   # max_parallel = 32   # PKCS#11 calls in flight on a pool of sessions (docs/HSM.md); unset: decided

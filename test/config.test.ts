@@ -84,6 +84,16 @@ describe('config', () => {
     expect(validateConfig(doc({ max_parallel: 0 }), {}).seal.maxParallel).toBe(0);
   });
 
+  it('accepts mechanism only when it names AES-GCM, the one keyward encrypts with', () => {
+    const doc = (seal: Record<string, unknown>) => ({ storage: { file: { path: '/d' } }, seal: { pkcs11: { token_label: 't', pin: 'p', ...seal } } });
+    for (const mechanism of ['0x1087', '0X1087', 4231, '4231', 'CKM_AES_GCM', 'ckm_aes_gcm']) expect(() => validateConfig(doc({ mechanism }), {}), String(mechanism)).not.toThrow();
+    expect(() => validateConfig(doc({}), { VAULT_HSM_MECHANISM: '0x1087' })).not.toThrow();
+    for (const mechanism of ['0x0009', 'CKM_RSA_PKCS_OAEP', 'gcm', 9]) {
+      expect(() => validateConfig(doc({ mechanism }), {}), String(mechanism)).toThrow(/^config: seal\.pkcs11\.mechanism: ".*" is not supported: keyward encrypts with AES-GCM only/);
+    }
+    expect(() => validateConfig(doc({}), { KEYWARD_HSM_MECHANISM: '0x1082' })).toThrow('config: seal.pkcs11.mechanism: "0x1082" is not supported');
+  });
+
   it('takes library_parameters from the seal block, else KEYWARD_HSM_LIBRARY_PARAMETERS', () => {
     const doc = (seal: Record<string, unknown>) => ({ storage: { file: { path: '/d' } }, seal: { pkcs11: { token_label: 't', pin: 'p', ...seal } } });
     const nss = "configdir='sql:/var/lib/nss' certPrefix='' keyPrefix='' secmod='secmod.db' flags=";

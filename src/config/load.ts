@@ -108,6 +108,22 @@ function storageBlock(v: unknown, env: NodeJS.ProcessEnv): StorageConfig {
 }
 
 const MAX_PARALLEL_LIMIT = 256;
+const CKM_AES_GCM = 0x1087;
+
+/**
+ * Vault's seal takes `mechanism`, the encryption mechanism, as a number (`0x1087`) or a name.
+ * keyward's barrier always encrypts with AES-GCM, so a config copied from Vault that names it is
+ * accepted and anything else refused, rather than silently ignored.
+ */
+function aesGcmMechanism(v: unknown, field: string): void {
+  if (v === undefined || v === null) return;
+  const text = typeof v === 'number' ? String(v) : v;
+  if (typeof text !== 'string') throw new ConfigError(field, 'must be a string or a number');
+  const value = /^0x[0-9a-f]+$/i.test(text) ? Number.parseInt(text, 16) : /^\d+$/.test(text) ? Number(text) : text.toUpperCase();
+  if (value !== CKM_AES_GCM && value !== 'CKM_AES_GCM') {
+    throw new ConfigError(field, `"${text}" is not supported: keyward encrypts with AES-GCM only (CKM_AES_GCM, 0x1087); set that or leave mechanism out`);
+  }
+}
 
 function sealBlock(v: unknown, env: NodeJS.ProcessEnv): SealConfigBlock {
   const [, body] = labelledBlock(v, 'seal', ['pkcs11']);
@@ -118,6 +134,7 @@ function sealBlock(v: unknown, env: NodeJS.ProcessEnv): SealConfigBlock {
   const slotRaw = body.slot ?? fromEnv('SLOT');
   const slot = slotRaw === undefined ? undefined : integer(slotRaw, f('slot'));
   if (tokenLabel === undefined && slot === undefined) throw new ConfigError(f('token_label'), 'set token_label (or slot) to choose the token');
+  aesGcmMechanism(body.mechanism ?? fromEnv('MECHANISM'), f('mechanism'));
   const maxParallelRaw = body.max_parallel ?? fromEnv('MAX_PARALLEL');
   const maxParallel = maxParallelRaw === undefined ? undefined : integer(maxParallelRaw, f('max_parallel'));
   if (maxParallel !== undefined && maxParallel > MAX_PARALLEL_LIMIT) {
