@@ -188,9 +188,11 @@ describe('Token against SoftHSM2', () => {
 
   it('zeroes the raw key bytes even when the token refuses them', () => {
     const raw = Buffer.alloc(32, 0x5a);
+    // The session's transport pair exists after one import, so the next import's first call is its unwrap.
+    token.releaseKey(token.importKey(Buffer.alloc(32, 1)));
     token.injectFaultsForTesting({ at: 1, ckr: 'CKR_TEMPLATE_INCONSISTENT' });
     try {
-      expect(() => token.importKey(raw)).toThrow(/C_CreateObject failed: CKR_TEMPLATE_INCONSISTENT/);
+      expect(() => token.importKey(raw)).toThrow(/C_UnwrapKey failed: CKR_TEMPLATE_INCONSISTENT/);
     } finally {
       token.injectFaultsForTesting(undefined);
     }

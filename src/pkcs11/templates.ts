@@ -26,16 +26,47 @@ export function sealKeyTemplate(label: string): pkcs11js.Template {
  * A key that exists only long enough to be wrapped by K: sensitive, but extractable so C_WrapKey
  * accepts it. It is destroyed right after, and the working copy is unwrapped non-extractable.
  */
-export function wrappableKeyTemplate(value?: Buffer): pkcs11js.Template {
+export function wrappableKeyTemplate(): pkcs11js.Template {
   return [
     ...secretAes,
-    ...(value ? [{ type: pkcs11js.CKA_VALUE, value }] : [{ type: pkcs11js.CKA_VALUE_LEN, value: 32 }]),
+    { type: pkcs11js.CKA_VALUE_LEN, value: 32 },
     { type: pkcs11js.CKA_TOKEN, value: false },
     { type: pkcs11js.CKA_PRIVATE, value: true },
     { type: pkcs11js.CKA_SENSITIVE, value: true },
     { type: pkcs11js.CKA_EXTRACTABLE, value: true },
     { type: pkcs11js.CKA_ENCRYPT, value: true },
     { type: pkcs11js.CKA_DECRYPT, value: true },
+  ];
+}
+
+/**
+ * A key entering the token by key transport (C_UnwrapKey with the transport key): like a
+ * wrappable key, sensitive and extractable only so that K can wrap it, with its length taken from
+ * what is unwrapped.
+ */
+export function transportedKeyTemplate(): pkcs11js.Template {
+  return wrappableKeyTemplate().filter((a) => a.type !== pkcs11js.CKA_VALUE_LEN);
+}
+
+/** The public half of the key-transport pair: only its modulus and exponent are read, to encrypt to it in software. */
+export function transportPublicTemplate(): pkcs11js.Template {
+  return [
+    { type: pkcs11js.CKA_TOKEN, value: false },
+    { type: pkcs11js.CKA_WRAP, value: true },
+    { type: pkcs11js.CKA_MODULUS_BITS, value: 2048 },
+    { type: pkcs11js.CKA_PUBLIC_EXPONENT, value: Buffer.from([1, 0, 1]) },
+  ];
+}
+
+/** The private half: never leaves the token and can only unwrap. */
+export function transportPrivateTemplate(): pkcs11js.Template {
+  return [
+    { type: pkcs11js.CKA_TOKEN, value: false },
+    { type: pkcs11js.CKA_PRIVATE, value: true },
+    { type: pkcs11js.CKA_SENSITIVE, value: true },
+    { type: pkcs11js.CKA_EXTRACTABLE, value: false },
+    { type: pkcs11js.CKA_UNWRAP, value: true },
+    { type: pkcs11js.CKA_DECRYPT, value: false },
   ];
 }
 

@@ -1,4 +1,4 @@
-import { timingSafeEqual } from 'node:crypto';
+import { type KeyObject, randomBytes, timingSafeEqual } from 'node:crypto';
 import pkcs11js from 'pkcs11js';
 import type { Logger } from 'pino';
 import {
@@ -12,7 +12,15 @@ import {
 import { FaultInjector, type FaultPlan } from './fault-injection.js';
 import { findSlot, initializeModule, initializeOptions, loadModule, type SlotSelector } from './module.js';
 import { SessionPool, type PoolHost } from './session-pool.js';
-import { sealKeyTemplate, workingKeyTemplate, wrappableKeyTemplate } from './templates.js';
+import { encryptForTransport, OAEP_CHOICES, OAEP_REFUSALS, oaepMechanism, rsaPublicKey, type OaepChoice } from './key-transport.js';
+import {
+  sealKeyTemplate,
+  transportedKeyTemplate,
+  transportPrivateTemplate,
+  transportPublicTemplate,
+  workingKeyTemplate,
+  wrappableKeyTemplate,
+} from './templates.js';
 
 export interface TokenConfig extends SlotSelector {
   lib: string;
@@ -79,6 +87,8 @@ export class Token {
   private epoch = 0;
   private dispatchInfo: TokenDispatch | undefined;
   private pool: SessionPool | undefined;
+  /** The key-transport pair of this session (its private half a session object, so per generation). */
+  private transport: { generation: number; publicKey: KeyObject; privateKey: Buffer; oaep: OaepChoice } | undefined;
 
   constructor(
     private readonly cfg: TokenConfig,
@@ -125,11 +135,17 @@ export class Token {
     });
   }
 
-  /** Imports raw key bytes (the root key rebuilt from shares) and zeroes them; only the K-wrapped blob remains. */
+  /**
+   * Imports raw key bytes (the root key rebuilt from shares) by key transport and zeroes them;
+   * only the K-wrapped blob remains. Never a C_CreateObject with a secret value: FIPS-mode modules
+   * refuse it (src/pkcs11/key-transport.ts).
+   */
   importKey(raw: Buffer): TokenKey {
     try {
-      return this.run('C_CreateObject', (s) => {
-        const temp = this.module().C_CreateObject(s, wrappableKeyTemplate(raw));
+      return this.run('C_UnwrapKey', (s) => {
+        const t = this.transportKey(s);
+        const wrapped = encryptForTransport(t.publicKey, t.oaep, raw);
+        const temp = this.module().C_UnwrapKey(s, oaepMechanism(t.oaep), t.privateKey, wrapped, transportedKeyTemplate());
         return this.wrapAndReplace(s, temp);
       });
     } finally {
@@ -279,6 +295,40 @@ export class Token {
       const bool = (i: number) => (attrs[i]?.value as Buffer | undefined)?.[0] === 1;
       return { sensitive: bool(0), extractable: bool(1), neverExtractable: bool(2) };
     });
+  }
+
+  /** This session's transport pair, made on first use: an RSA-2048 pair in the token and the OAEP hash the module takes. */
+  private transportKey(s: Buffer): { publicKey: KeyObject; privateKey: Buffer; oaep: OaepChoice } {
+    if (this.transport?.generation === this.generation) return this.transport;
+    const p11 = this.module();
+    const pair = p11.C_GenerateKeyPair(s, { mechanism: pkcs11js.CKM_RSA_PKCS_KEY_PAIR_GEN }, transportPublicTemplate(), transportPrivateTemplate());
+    let publicKey: KeyObject;
+    try {
+      const [modulus, exponent] = p11.C_GetAttributeValue(s, pair.publicKey, [{ type: pkcs11js.CKA_MODULUS }, { type: pkcs11js.CKA_PUBLIC_EXPONENT }]);
+      publicKey = rsaPublicKey(modulus!.value as Buffer, exponent!.value as Buffer);
+    } finally {
+      // Software holds the public half from here on.
+      p11.C_DestroyObject(s, pair.publicKey);
+    }
+    const oaep = this.oaepTakenBy(s, publicKey, pair.privateKey);
+    this.transport = { generation: this.generation, publicKey, privateKey: pair.privateKey, oaep };
+    return this.transport;
+  }
+
+  /** The first OAEP hash of OAEP_CHOICES the module unwraps with, tried on random bytes. */
+  private oaepTakenBy(s: Buffer, publicKey: KeyObject, privateKey: Buffer): OaepChoice {
+    const p11 = this.module();
+    let refusal: TokenError | undefined;
+    for (const choice of OAEP_CHOICES) {
+      try {
+        p11.C_DestroyObject(s, p11.C_UnwrapKey(s, oaepMechanism(choice), privateKey, encryptForTransport(publicKey, choice, randomBytes(32)), transportedKeyTemplate()));
+        return choice;
+      } catch (err) {
+        refusal = asTokenError(err, 'C_UnwrapKey');
+        if (!OAEP_REFUSALS.has(refusal.ckr)) throw refusal;
+      }
+    }
+    throw refusal!;
   }
 
   private wrapAndReplace(s: Buffer, temp: Buffer): TokenKey {
