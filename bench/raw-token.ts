@@ -1,13 +1,20 @@
 // The raw pkcs11js token loop on its own session, outside keyward's code: a fixed amount of
 // PKCS#11 work to measure keyward's paths against, which a regression in those paths cannot move.
-import { randomBytes } from 'node:crypto';
+import { type KeyObject, randomBytes } from 'node:crypto';
 import pkcs11js from 'pkcs11js';
+import { encryptForTransport, OAEP_CHOICES, oaepMechanism, rsaPublicKey, type OaepChoice } from '../src/pkcs11/key-transport.js';
 import { findSlot } from '../src/pkcs11/module.js';
-import { workingKeyTemplate, wrappableKeyTemplate } from '../src/pkcs11/templates.js';
+import {
+  transportedKeyTemplate,
+  transportPrivateTemplate,
+  transportPublicTemplate,
+  workingKeyTemplate,
+  wrappableKeyTemplate,
+} from '../src/pkcs11/templates.js';
 import type { TokenConfig } from '../src/pkcs11/token.js';
 
 /** One PKCS#11 call of a recipe; C_EncryptInit and C_Encrypt are two calls, as PKCS#11 has them. */
-export type RecipeCall = 'C_GenerateKey' | 'C_CreateObject' | 'C_WrapKey' | 'C_UnwrapKey' | 'C_DestroyObject' | 'C_EncryptInit' | 'C_Encrypt' | 'C_GenerateRandom';
+export type RecipeCall = 'C_GenerateKey' | 'C_WrapKey' | 'C_UnwrapKey' | 'C_DestroyObject' | 'C_EncryptInit' | 'C_Encrypt' | 'C_GenerateRandom';
 
 const KWP = { mechanism: pkcs11js.CKM_AES_KEY_WRAP_PAD };
 /** What each replayed C_Encrypt encrypts: about the size of a serialized keyring. */
@@ -25,6 +32,8 @@ export class RawToken {
   private readonly sealKey: Buffer;
   private readonly iv = Buffer.alloc(12);
   private ivCounter = 0;
+  /** A key-transport pair as keyward's Token makes one per session, made here outside any timing. */
+  private readonly transport: { publicKey: KeyObject; privateKey: Buffer; oaep: OaepChoice };
 
   constructor(cfg: TokenConfig) {
     this.p11.load(cfg.lib);
@@ -37,11 +46,14 @@ export class RawToken {
     this.p11.C_FindObjectsFinal(this.session);
     if (!sealKey) throw new Error(`seal key "${cfg.keyLabel}" not found`);
     this.sealKey = sealKey;
+    this.transport = this.makeTransportPair();
   }
 
   /**
-   * Makes the recipe's calls and returns the milliseconds they took. Keys made by generate,
-   * create or unwrap stack up; wrap, encrypt and destroy act on the newest, as keyward's do.
+   * Makes the recipe's calls and returns the milliseconds they took. Keys made by generate or
+   * unwrap stack up; wrap, encrypt and destroy act on the newest, as keyward's do. An unwrap with
+   * no wrapped blob waiting is a key transport (a random key encrypted to the transport pair, as
+   * keyward imports a root key); one after a wrap unwraps that blob under the seal key.
    */
   replayMs(recipe: readonly RecipeCall[]): number {
     const p11 = this.p11;
@@ -57,14 +69,17 @@ export class RawToken {
         case 'C_GenerateKey':
           keys.push(p11.C_GenerateKey(s, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, wrappableKeyTemplate()));
           break;
-        case 'C_CreateObject':
-          keys.push(p11.C_CreateObject(s, wrappableKeyTemplate(randomBytes(32))));
-          break;
         case 'C_WrapKey':
           blob = Buffer.from(p11.C_WrapKey(s, KWP, this.sealKey, newest(), Buffer.alloc(64)));
           break;
         case 'C_UnwrapKey':
-          keys.push(p11.C_UnwrapKey(s, KWP, this.sealKey, blob ?? fail('the recipe unwraps before wrapping'), workingKeyTemplate()));
+          if (blob) {
+            keys.push(p11.C_UnwrapKey(s, KWP, this.sealKey, blob, workingKeyTemplate()));
+            blob = undefined;
+          } else {
+            const { publicKey, privateKey, oaep } = this.transport;
+            keys.push(p11.C_UnwrapKey(s, oaepMechanism(oaep), privateKey, encryptForTransport(publicKey, oaep, randomBytes(32)), transportedKeyTemplate()));
+          }
           break;
         case 'C_DestroyObject':
           p11.C_DestroyObject(s, newest());
@@ -110,6 +125,23 @@ export class RawToken {
 
   close(): void {
     this.p11.C_CloseSession(this.session);
+  }
+
+  private makeTransportPair(): { publicKey: KeyObject; privateKey: Buffer; oaep: OaepChoice } {
+    const p11 = this.p11;
+    const s = this.session;
+    const pair = p11.C_GenerateKeyPair(s, { mechanism: pkcs11js.CKM_RSA_PKCS_KEY_PAIR_GEN }, transportPublicTemplate(), transportPrivateTemplate());
+    const [modulus, exponent] = p11.C_GetAttributeValue(s, pair.publicKey, [{ type: pkcs11js.CKA_MODULUS }, { type: pkcs11js.CKA_PUBLIC_EXPONENT }]);
+    const publicKey = rsaPublicKey(modulus!.value as Buffer, exponent!.value as Buffer);
+    for (const oaep of OAEP_CHOICES) {
+      try {
+        p11.C_DestroyObject(s, p11.C_UnwrapKey(s, oaepMechanism(oaep), pair.privateKey, encryptForTransport(publicKey, oaep, randomBytes(32)), transportedKeyTemplate()));
+        return { publicKey, privateKey: pair.privateKey, oaep };
+      } catch {
+        // This module does not take that hash: the next one.
+      }
+    }
+    throw new Error('the token unwraps with none of the OAEP hashes keyward offers');
   }
 
   /** GCM with a counter IV, the cheapest IV there is, so the raw loop stays the floor. */

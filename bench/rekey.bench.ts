@@ -18,14 +18,14 @@ const REKEY_VS_REPLAY = 0.7;
 /**
  * One rekey's PKCS#11 calls, counted on 2026-12-03 and fixed here on purpose: a rekey that starts
  * making more calls must not take its baseline along. Rebuilding the old root from the shares and
- * checking it (import, wrap, unwrap, two probe encryptions, release), then making the new root,
- * encrypting the keyring under it and the root-key entry under the active term, and releasing the
- * old root.
+ * checking it (import by key transport, wrap, unwrap, two probe encryptions, release), then making
+ * the new root, encrypting the keyring under it and the root-key entry under the active term, and
+ * releasing the old root. The session's transport pair was made at unseal, before any timing.
  */
 const REKEY_CALLS: readonly RecipeCall[] = [
-  'C_CreateObject', 'C_WrapKey', 'C_DestroyObject', 'C_UnwrapKey',
+  'C_UnwrapKey', 'C_WrapKey', 'C_DestroyObject', 'C_UnwrapKey',
   'C_EncryptInit', 'C_Encrypt', 'C_EncryptInit', 'C_Encrypt', 'C_DestroyObject',
-  'C_GenerateRandom', 'C_CreateObject', 'C_WrapKey', 'C_DestroyObject', 'C_UnwrapKey',
+  'C_GenerateRandom', 'C_UnwrapKey', 'C_WrapKey', 'C_DestroyObject', 'C_UnwrapKey',
   'C_EncryptInit', 'C_Encrypt', 'C_EncryptInit', 'C_Encrypt', 'C_DestroyObject',
 ];
 

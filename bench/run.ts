@@ -129,7 +129,8 @@ by hand for the measurement:
 
 - **Rekey and rotate against a raw replay of their PKCS#11 calls.** \`bench/call-recorder.ts\`
   records every PKCS#11 call the process makes; a rekey made 19 (rebuild and check the old root:
-  create, wrap, destroy, unwrap, two probe encryptions, destroy; then a random, the new root the
+  unwrap by key transport (an RSA-OAEP unwrap with the session's transport pair, made at unseal),
+  wrap, destroy, unwrap, two probe encryptions, destroy; then a random, the new root the
   same way, the keyring encrypted under it and the root-key entry under the active term, and the
   old root destroyed), a rotation 6 (generate, wrap, destroy, unwrap, encrypt the keyring). Those
   sequences are fixed in the benches as recipes, and \`bench/raw-token.ts\` replays a recipe on
