@@ -8,15 +8,11 @@ import { call } from '../native-test/support/http.js';
 import { freePort, startServerProcess } from '../native-test/support/process.js';
 import { pgStop, startCluster as startPg } from '../native-test/support/postgres.js';
 import { report } from './result.js';
-import { median } from './support.js';
+import { load, median } from './support.js';
 
-const SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 5);
 const TRIALS = Number(process.env.BENCH_HA_TRIALS ?? 5);
 const LOCK_TTL_MS = 2000;
 
-function load(opts: autocannon.Options): Promise<autocannon.Result> {
-  return new Promise((resolve, reject) => autocannon({ duration: SECONDS, ...opts }, (err, res) => (err ? reject(err) : resolve(res))));
-}
 
 function writes(url: string, token: string, prefix: string): autocannon.Options {
   let n = 0;

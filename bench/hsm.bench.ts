@@ -26,9 +26,8 @@ import { Worker } from 'node:worker_threads';
 import autocannon from 'autocannon';
 import { HsmEmulator, type Pkcs11Function } from '../native-test/support/hsm-emulator.js';
 import { report } from './result.js';
-import { benchToken } from './support.js';
+import { benchToken, HTTP_SECONDS as SECONDS, load, waitForHttp } from './support.js';
 
-const SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 5);
 const CONNECTIONS = [1, 10, 50];
 const HEALTH_PER_SECOND = 20;
 const POOL = 32;
@@ -101,16 +100,6 @@ const dir = await mkdtemp(join(tmpdir(), 'keyward-hsm-bench-'));
 const basePort = 19300 + Math.floor(Math.random() * 500);
 const servers: Server[] = [];
 
-async function waitFor(url: string, deadline = Date.now() + 60_000): Promise<void> {
-  for (;;) {
-    try {
-      if ((await fetch(url)).status < 600) return;
-    } catch {
-      if (Date.now() > deadline) throw new Error(`${url} never answered`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-}
 
 /** Starts, initializes and unseals one keyward, mounts KV v2 at kv/ and writes kv/data/app. */
 async function startServer(label: string, opts: { latencyUs?: number; maxParallel?: number }): Promise<Server> {
@@ -143,7 +132,7 @@ async function startServer(label: string, opts: { latencyUs?: number; maxParalle
   });
   const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`${label}: keyward exited with ${code}: ${tail}`))));
   exited.catch(() => undefined);
-  await Promise.race([waitFor(`${server.url}/v1/sys/seal-status`), exited]);
+  await Promise.race([waitForHttp(`${server.url}/v1/sys/seal-status`, 60_000, 50), exited]);
   const put = async (path: string, body: unknown) => {
     const res = await fetch(`${server.url}/v1/${path}`, {
       method: path === 'sys/init' || path === 'sys/unseal' ? 'PUT' : 'POST',
@@ -170,9 +159,6 @@ const writeOpts = (s: Server): autocannon.Options => ({
   requests: [{ setupRequest: (req: autocannon.Request) => ({ ...req, path: `/v1/kv/data/w${s.written++}`, body: JSON.stringify({ data: { v: s.written } }) }) }],
 });
 
-function cannon(opts: autocannon.Options, seconds: number): Promise<autocannon.Result> {
-  return new Promise((resolve, reject) => autocannon({ duration: seconds, ...opts }, (err, res) => (err ? reject(err) : resolve(res))));
-}
 
 const totalCalls = (calls: Partial<Record<Pkcs11Function, number>>) => Object.values(calls).reduce((a, b) => a + (b ?? 0), 0);
 const describeCalls = (calls: Partial<Record<Pkcs11Function, number>>, n: number) =>
@@ -252,7 +238,7 @@ async function measure(s: Server, op: 'read' | 'write', connections: number, sec
   const probe = healthProbe(`${s.url}/v1/sys/health`);
   const before = s.emu?.counts();
   const cpuBefore = cpuSeconds(s.child.pid!);
-  const res = await cannon({ ...(op === 'read' ? readOpts(s) : writeOpts(s)), connections }, seconds);
+  const res = await load({ ...(op === 'read' ? readOpts(s) : writeOpts(s)), connections }, seconds);
   const cpu = cpuSeconds(s.child.pid!) - cpuBefore;
   const calls = before && totalCalls(s.emu!.callsSince(before));
   const health = await probe.stop();

@@ -11,25 +11,10 @@ import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { HEADER_BYTES } from '../src/crypto/value-format.js';
 import { report } from './result.js';
-import { benchToken, median } from './support.js';
+import { benchToken, load, median, waitForHttp } from './support.js';
 
-const SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 5);
 const root = join(import.meta.dirname, '..');
 
-async function waitFor(url: string, deadline = Date.now() + 30_000): Promise<void> {
-  for (;;) {
-    try {
-      if ((await fetch(url)).status < 600) return;
-    } catch {
-      if (Date.now() > deadline) throw new Error(`${url} never answered`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
-}
-
-function load(opts: autocannon.Options): Promise<autocannon.Result> {
-  return new Promise((resolve, reject) => autocannon({ duration: SECONDS, ...opts }, (err, res) => (err ? reject(err) : resolve(res))));
-}
 
 const { config, cleanup } = await benchToken();
 const dir = await mkdtemp(join(tmpdir(), 'keyward-http-bench-'));
@@ -62,7 +47,7 @@ async function coldStartMs(launch: () => ChildProcess, url: string): Promise<num
   for (let i = 0; i < 3; i++) {
     const start = performance.now();
     const child = launch();
-    await waitFor(url);
+    await waitForHttp(url);
     times.push(performance.now() - start);
     child.kill('SIGTERM');
     await new Promise((r) => child.once('exit', r));
@@ -73,7 +58,7 @@ async function coldStartMs(launch: () => ChildProcess, url: string): Promise<num
 try {
   const kwStart = await coldStartMs(startKeyward, `${kwUrl}/v1/sys/seal-status`);
   children.push(startKeyward());
-  await waitFor(`${kwUrl}/v1/sys/seal-status`);
+  await waitForHttp(`${kwUrl}/v1/sys/seal-status`);
 
   const put = (path: string, body: unknown, token?: string) =>
     fetch(`${kwUrl}/v1/${path}`, { method: 'PUT', headers: { 'Content-Type': 'application/json', ...(token ? { 'X-Vault-Token': token } : {}) }, body: JSON.stringify(body) }).then((r) => r.json().catch(() => ({})));
@@ -106,7 +91,7 @@ try {
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   children.push(floor);
-  await waitFor(`${floorUrl}/v1/kv/data/app`);
+  await waitForHttp(`${floorUrl}/v1/kv/data/app`);
   const floorRead = await fetch(`${floorUrl}/v1/kv/data/app`);
   if ((await floorRead.text()) !== payload || floorRead.headers.get('content-type') !== kwRead.headers.get('content-type')) {
     throw new Error(`the floor route does not return what keyward returns (content type ${floorRead.headers.get('content-type')} vs ${kwRead.headers.get('content-type')})`);
@@ -115,7 +100,7 @@ try {
   const startBare = () => spawn(process.execPath, [join(root, 'bench/bare-server.mjs'), String(barePort), join(dir, 'payload.json'), join(dir, 'bare-data')], { stdio: 'ignore' });
   const bareStart = await coldStartMs(startBare, `${bareUrl}/v1/kv/data/app`);
   children.push(startBare());
-  await waitFor(`${bareUrl}/v1/kv/data/app`);
+  await waitForHttp(`${bareUrl}/v1/kv/data/app`);
 
   report({ name: 'cold start to first served request vs bare fastify process (median of 3)', value: kwStart, baseline: bareStart, unit: 'ms', ratio: bareStart / kwStart, note: 'lower is better; ratio = baseline/value' });
   report({ name: 'unseal (last share → first served read) vs one KV read', value: unsealMs, baseline: readMs, unit: 'ms', ratio: readMs / unsealMs, note: 'lower is better; ratio = baseline/value' });

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import autocannon from 'autocannon';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,4 +49,25 @@ export class Elapsed {
     this.cpuMs += (cpu.user + cpu.system) / 1000;
     this.wallMs += performance.now() - wallStart;
   }
+}
+
+/** How long the HTTP benches load a server, BENCH_HTTP_SECONDS (5 by default). */
+export const HTTP_SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 5);
+
+/** Waits until `url` answers at all (any status), polling every `pollMs`. */
+export async function waitForHttp(url: string, timeoutMs = 30_000, pollMs = 20): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      if ((await fetch(url)).status < 600) return;
+    } catch {
+      if (Date.now() > deadline) throw new Error(`${url} never answered`);
+      await new Promise((r) => setTimeout(r, pollMs));
+    }
+  }
+}
+
+/** An autocannon load of `seconds` (HTTP_SECONDS by default). */
+export function load(opts: autocannon.Options, seconds = HTTP_SECONDS): Promise<autocannon.Result> {
+  return new Promise((resolve, reject) => autocannon({ duration: seconds, ...opts }, (err, res) => (err ? reject(err) : resolve(res))));
 }
