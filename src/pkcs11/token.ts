@@ -210,44 +210,26 @@ export class Token {
    * when there is one, else inline. Writes ciphertext ‖ tag into `out` and returns that slice.
    */
   encryptAsync(key: TokenKey, iv: Buffer, aad: Buffer, plaintext: Buffer, out: Buffer): Promise<Buffer> {
-    let pool: SessionPool | undefined;
-    try {
-      pool = this.connectedPool();
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    if (!pool) {
-      try {
-        return Promise.resolve(this.encrypt(key, iv, aad, plaintext, out));
-      } catch (err) {
-        return Promise.reject(err);
-      }
-    }
-    return pool.run({ encrypt: true, keyHandle: () => this.run('C_UnwrapKey', () => this.handleOf(key)), iv, aad, input: plaintext, what: 'encryption' }).then((sealed) => {
-      if (sealed.length !== plaintext.length + GCM_TAG_BYTES) {
-        throw new Error(`token returned ${sealed.length} bytes of GCM output for ${plaintext.length} bytes of input (no tag?)`);
-      }
-      sealed.copy(out);
-      return out.subarray(0, sealed.length);
-    });
+    return this.gcmCall(
+      () => this.encrypt(key, iv, aad, plaintext, out),
+      (pool) =>
+        pool.run({ encrypt: true, keyHandle: this.pooledHandle(key), iv, aad, input: plaintext, what: 'encryption' }).then((sealed) => {
+          if (sealed.length !== plaintext.length + GCM_TAG_BYTES) {
+            throw new Error(`token returned ${sealed.length} bytes of GCM output for ${plaintext.length} bytes of input (no tag?)`);
+          }
+          sealed.copy(out);
+          return out.subarray(0, sealed.length);
+        }),
+    );
   }
 
   /** AES-256-GCM decryption, off the event loop like encryptAsync; a tag that does not verify is an IntegrityError. */
   decryptAsync(key: TokenKey, iv: Buffer, aad: Buffer, sealed: Buffer, what: string): Promise<Buffer> {
-    let pool: SessionPool | undefined;
-    try {
-      pool = this.connectedPool();
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    if (!pool || sealed.length < GCM_TAG_BYTES) {
-      try {
-        return Promise.resolve(this.decrypt(key, iv, aad, sealed, what));
-      } catch (err) {
-        return Promise.reject(err);
-      }
-    }
-    return pool.run({ encrypt: false, keyHandle: () => this.run('C_UnwrapKey', () => this.handleOf(key)), iv, aad, input: sealed, what });
+    return this.gcmCall(
+      () => this.decrypt(key, iv, aad, sealed, what),
+      // Too short to hold a tag: refused inline, without a trip to a thread.
+      sealed.length < GCM_TAG_BYTES ? undefined : (pool) => pool.run({ encrypt: false, keyHandle: this.pooledHandle(key), iv, aad, input: sealed, what }),
+    );
   }
 
   /**
@@ -453,6 +435,21 @@ export class Token {
     if (!this.dispatchInfo) this.chooseDispatch();
   }
 
+  /** A GCM call on the session pool when there is one and `pooled` is given, else `inline`; failures as rejections. */
+  private gcmCall(inline: () => Buffer, pooled: ((pool: SessionPool) => Promise<Buffer>) | undefined): Promise<Buffer> {
+    try {
+      const pool = this.connectedPool();
+      return pool && pooled ? pooled(pool) : Promise.resolve(inline());
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** A key's handle for a pool thread, looked up (or unwrapped again after a recovery) just before the call goes out. */
+  private pooledHandle(key: TokenKey): () => Buffer {
+    return () => this.run('C_UnwrapKey', () => this.handleOf(key));
+  }
+
   /** The pool when calls go to one, connected (and created) first. */
   private connectedPool(): SessionPool | undefined {
     if (!this.session) this.connect();
@@ -502,11 +499,7 @@ export class Token {
       },
       openSession: () => {
         this.connect();
-        try {
-          return this.module().C_OpenSession(this.slotHandle!, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
-        } catch (err) {
-          throw asTokenError(err, 'C_OpenSession');
-        }
+        return this.newSession(this.slotHandle!);
       },
       closeSession: (s) => {
         try {
@@ -555,12 +548,7 @@ export class Token {
     const p11 = this.module();
     const slot = findSlot(p11, this.cfg);
     this.slotHandle = slot;
-    let session: Buffer;
-    try {
-      session = p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
-    } catch (err) {
-      throw asTokenError(err, 'C_OpenSession');
-    }
+    const session = this.newSession(slot);
     try {
       p11.C_Login(session, pkcs11js.CKU_USER, this.cfg.pin);
     } catch (err) {
@@ -579,6 +567,15 @@ export class Token {
     this.generation++;
     this.retryAt = 0;
     this.backoffMs = 250;
+  }
+
+  /** A read-write session on `slot`; the application's login covers it. */
+  private newSession(slot: Buffer): Buffer {
+    try {
+      return this.module().C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
+    } catch (err) {
+      throw asTokenError(err, 'C_OpenSession');
+    }
   }
 
   private dropSession(): void {
