@@ -111,6 +111,11 @@ class PoolSlot {
     return !this.lanes[0].job && !this.lanes[1].job;
   }
 
+  /** Whether it holds a session opened since the module's last re-initialization (`epoch`). */
+  holdsSession(epoch: number): boolean {
+    return this.session !== undefined && this.epoch === epoch;
+  }
+
   /** The lane a call can go into now: the next in turn, if its last call was collected. */
   get openLane(): Lane | undefined {
     const lane = this.lanes[this.fill]!;
@@ -130,14 +135,14 @@ export interface SessionPoolOptions {
   initializeOptions: pkcs11js.InitializationOptions;
   /** Threads, and so sessions and calls in flight. */
   size: number;
-  /** A request that cannot get a session for this long answers 503. */
-  queueTimeoutMs?: number;
   log?: Logger;
 }
 
 /** Calls that mean the key handles died with the token's own session (they are its session objects). */
 const KEY_LOST = new Set(['CKR_OBJECT_HANDLE_INVALID', 'CKR_KEY_HANDLE_INVALID', 'CKR_USER_NOT_LOGGED_IN']);
 const SESSION_WAIT_MS = 50;
+/** A call that cannot get a session for this long answers 503. */
+const QUEUE_TIMEOUT_MS = 30_000;
 
 /**
  * AES-GCM on a pool of worker threads, each with its own logged-in session, so that a network
@@ -158,18 +163,12 @@ export class SessionPool {
   /** After CKR_SESSION_COUNT no new session is asked for until then; calls go to the sessions held. */
   private noSessionsUntil = 0;
   private closed = false;
-  private readonly queueTimeoutMs: number;
 
   constructor(
     private readonly host: PoolHost,
     private readonly opts: SessionPoolOptions,
   ) {
-    this.queueTimeoutMs = opts.queueTimeoutMs ?? 30_000;
     for (let i = 0; i < opts.size; i++) this.slots.push(this.spawn());
-  }
-
-  get size(): number {
-    return this.slots.length;
   }
 
   /** Resolves once every thread has loaded the module (calls made before then simply wait). */
@@ -186,11 +185,6 @@ export class SessionPool {
   recoverModule(epoch: number): void {
     this.startDrain('library', epoch, this.host.generation);
     this.dispatch();
-  }
-
-  /** Sessions the pool holds open now. */
-  get openSessions(): number {
-    return this.slots.filter((s) => s.session && s.epoch === this.host.moduleEpoch).length;
   }
 
   run(job: GcmJob): Promise<Buffer> {
@@ -282,8 +276,8 @@ export class SessionPool {
     // After the token's session was replaced, key handles are made anew and an HSM may hand out the
     // numbers of the dead ones again: no call with a new handle goes out while one with an old handle
     // is still in flight, so an encryption can never meet a different key under the same number.
+    const usable = (s: PoolSlot) => s.ready && !s.closeWhenIdle && s.holdsSession(this.host.moduleEpoch);
     while (this.queue.length && !this.draining && !this.oldHandlesInFlight()) {
-      const usable = (s: PoolSlot) => s.ready && !s.closeWhenIdle && s.session !== undefined && s.epoch === this.host.moduleEpoch;
       // An idle thread first; then one whose second lane is free; then a new session.
       const slot = this.slots.find((s) => s.idle && usable(s)) ?? this.slots.find((s) => s.openLane && usable(s)) ?? this.slotWithNewSession();
       if (!slot) return;
@@ -312,7 +306,7 @@ export class SessionPool {
 
   /** Opens the slot's session if it has none (or one from before a module re-initialization). */
   private ensureSession(slot: PoolSlot): 'ok' | 'wait' | 'failed' {
-    if (slot.session && slot.epoch === this.host.moduleEpoch) return 'ok';
+    if (slot.holdsSession(this.host.moduleEpoch)) return 'ok';
     slot.session = undefined;
     try {
       slot.session = this.host.openSession();
@@ -462,7 +456,7 @@ export class SessionPool {
   }
 
   private dropSession(slot: PoolSlot): void {
-    if (slot.session && slot.epoch === this.host.moduleEpoch) this.host.closeSession(slot.session);
+    if (slot.holdsSession(this.host.moduleEpoch)) this.host.closeSession(slot.session!);
     slot.session = undefined;
     slot.closeWhenIdle = false;
   }
@@ -481,9 +475,9 @@ export class SessionPool {
   }
 
   private expireWaiting(): void {
-    const limit = Date.now() - this.queueTimeoutMs;
+    const limit = Date.now() - QUEUE_TIMEOUT_MS;
     while (this.queue.length && this.queue[0]!.enqueuedAt < limit) {
-      this.queue.shift()!.reject(new TokenUnavailableError(`no PKCS#11 session became free within ${this.queueTimeoutMs} ms`));
+      this.queue.shift()!.reject(new TokenUnavailableError(`no PKCS#11 session became free within ${QUEUE_TIMEOUT_MS} ms`));
     }
   }
 }
