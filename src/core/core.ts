@@ -335,15 +335,11 @@ export class Core {
    * (computed only for a valid, non-root token) and sudo when the path needs it; counts one use
    * of a limited-use token. Returns the token's entry.
    */
-  async authorize(
-    clientToken: string | undefined,
-    needed: () => Promise<{ capability: Capability; path: string }>,
-    sudo: boolean,
-  ): Promise<TokenEntry> {
+  async authorize(clientToken: string | undefined, needed: () => Promise<{ capability: Capability; path: string; sudo: boolean }>): Promise<TokenEntry> {
     const entry = await this.tokens.lookup(clientToken);
     if (!entry.policies.includes('root')) {
       // Lists are checked on the folder path with its trailing slash, as Vault does.
-      const { capability, path } = await needed();
+      const { capability, path, sudo } = await needed();
       const acl = await this.policies.aclFor(entry.policies);
       if (!acl.allows(path, capability, sudo)) {
         throw new PermissionDeniedError(`the token's policies (${entry.policies.join(', ')}) do not grant ${sudo ? `${capability} with sudo` : capability} on "${path}"`);

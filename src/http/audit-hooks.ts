@@ -43,12 +43,19 @@ export function registerAudit(app: FastifyInstance, core: Core): void {
     req.audited = true;
   };
 
-  app.addHook('preHandler', async (req) => {
-    if (core.audit.enabled) writeRequest(req);
+  // Callback hooks: with no audit device, as usual, they cost a request no promise.
+  app.addHook('preHandler', (req, _reply, done) => {
+    if (!core.audit.enabled) return done();
+    try {
+      writeRequest(req);
+    } catch (err) {
+      return done(err as Error);
+    }
+    done();
   });
 
-  app.addHook('onSend', async (req, reply, payload) => {
-    if (!core.audit.enabled || req.forwarded) return payload;
+  app.addHook('onSend', (req, reply, payload, done) => {
+    if (!core.audit.enabled || req.forwarded) return done(null, payload);
     let data: unknown = null;
     if (typeof payload === 'string' && payload) {
       try {
@@ -67,11 +74,11 @@ export function registerAudit(app: FastifyInstance, core: Core): void {
         response: { status: reply.statusCode, data: core.audit.hashed(data) },
       });
     } catch (err) {
-      if (!(err instanceof AuditFailedError)) throw err;
+      if (!(err instanceof AuditFailedError)) return done(err as Error);
       req.log.error({ err: err.message, reqId: req.id }, 'audit failure');
       reply.code(500).type('application/json');
-      return JSON.stringify({ errors: [err.message] });
+      return done(null, JSON.stringify({ errors: [err.message] }));
     }
-    return payload;
+    done(null, payload);
   });
 }

@@ -75,26 +75,30 @@ async function capabilityFor(core: Core, req: FastifyRequest, path: string): Pro
   }
 }
 
-/** onRequest hook: sealed → 503 before anything else, then a token whose policies allow the request, or 403. */
-export function guard(core: Core) {
-  return async (req: FastifyRequest): Promise<void> => {
-    if (req.routeOptions.config.access === 'public') return;
-    if (core.sealed) throw new SealedError();
-    const raw = apiPath(req);
-    const token = clientToken(req);
-    req.clientToken = token;
-    if (req.routeOptions.config.access === 'any-token') {
-      req.tokenEntry = await core.tokens.lookup(token);
-      await core.tokens.use(req.tokenEntry);
-      return;
-    }
-    req.tokenEntry = await core.authorize(
-      token,
-      async () => {
-        const capability = await capabilityFor(core, req, raw);
-        return { capability, path: capability === 'list' && !raw.endsWith('/') ? `${raw}/` : raw };
-      },
-      SUDO_PATHS.some((re) => re.test(raw)),
-    );
+/**
+ * The onRequest check: sealed → 503 before anything else, then a token whose policies allow the
+ * request, or 403. Public routes pass without a promise, the others resolve when authorized.
+ */
+export function guard(core: Core): (req: FastifyRequest) => Promise<void> | undefined {
+  return (req) => {
+    const access = req.routeOptions.config.access;
+    if (access === 'public') return undefined;
+    if (core.sealed) return Promise.reject(new SealedError());
+    return authorizeToken(core, req, access);
   };
+}
+
+async function authorizeToken(core: Core, req: FastifyRequest, access: RouteAccess | undefined): Promise<void> {
+  const token = clientToken(req);
+  req.clientToken = token;
+  if (access === 'any-token') {
+    req.tokenEntry = await core.tokens.lookup(token);
+    await core.tokens.use(req.tokenEntry);
+    return;
+  }
+  req.tokenEntry = await core.authorize(token, async () => {
+    const raw = apiPath(req);
+    const capability = await capabilityFor(core, req, raw);
+    return { capability, path: capability === 'list' && !raw.endsWith('/') ? `${raw}/` : raw, sudo: SUDO_PATHS.some((re) => re.test(raw)) };
+  });
 }

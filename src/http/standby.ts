@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { request } from 'undici';
 import type { Core } from '../core/core.js';
 import { HttpError } from './errors.js';
@@ -14,7 +14,8 @@ declare module 'fastify' {
   }
 }
 
-const NODE_HEADER = 'x-keyward-node';
+/** Names the node that answered; a forwarded reply keeps the active node's. */
+export const NODE_HEADER = 'x-keyward-node';
 const FORWARDED_BY = 'x-keyward-forwarded-by';
 // Hop-by-hop headers (RFC 9110 §7.6.1) and those the HTTP client or server sets itself.
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'host', 'content-length']);
@@ -37,15 +38,9 @@ export class StandbyRouter {
     private readonly mode: 'forward' | 'redirect',
   ) {}
 
-  register(app: FastifyInstance): void {
-    app.addHook('onRequest', async (req, reply) => {
-      if (!this.core.isStandby || servedByStandby(this.core, req)) return;
-      return this.sendToActive(req, reply);
-    });
-    app.addHook('onSend', async (_req, reply, payload) => {
-      if (!reply.hasHeader(NODE_HEADER)) reply.header(NODE_HEADER, this.core.nodeId);
-      return payload;
-    });
+  /** Whether this node is a standby and the request goes to the active node. */
+  takes(req: FastifyRequest): boolean {
+    return this.core.isStandby && !servedByStandby(this.core, req);
   }
 
   /** Whether a read this standby began, and failed for want of a write or a term not yet learnt, may go to the active node. */
