@@ -45,3 +45,7 @@ log_level = "info"
 # How often automatic rotation is considered, and how often encryption counts are persisted.
 rotation_check_interval           = "10s"
 encryption_count_persist_interval = "5s"
+
+# Token lifetimes: the TTL a token gets when it asks for none, and the most any non-root token gets.
+default_lease_ttl = "768h"
+max_lease_ttl     = "768h"

@@ -244,6 +244,40 @@ describe('tokens and ACL policies', () => {
     expect(idKeys.some((k) => k.includes(parent.token))).toBe(false);
   });
 
+  it('holds token lifetimes and use limits over HTTP: clamped renewals, bounded durations, exact use counts', async () => {
+    const maxSeconds = 768 * 3600;
+    const t = await tokenWith(['readonly'], { ttl: '1h' });
+    const huge = await call(base, 'POST', 'auth/token/renew-self', { token: t.token, body: { increment: '999999999h' } });
+    expect(huge.status, JSON.stringify(huge.body)).toBe(200);
+    expect(huge.body.auth.lease_duration).toBe(maxSeconds);
+    for (const increment of [1e20, '100000000000000000000']) {
+      const res = await call(base, 'POST', 'auth/token/renew-self', { token: t.token, body: { increment } });
+      expect(res.status).toBe(400);
+      expect(res.body.errors[0]).toMatch(/increment is out of range/);
+    }
+    expect((await call(base, 'GET', 'auth/token/lookup-self', { token: t.token })).status).toBe(200);
+    expect((await call(base, 'POST', 'auth/token/create', { token: root, body: { policies: ['readonly'], ttl: 1e20 } })).status).toBe(400);
+
+    // A non-root child asking for no TTL gets the default, and no child outlives its parent.
+    await policy('maker', 'path "auth/token/create" {\n capabilities = ["update"]\n}\n');
+    const parent = await tokenWith(['readonly', 'maker'], { ttl: '2h' });
+    const forever = await tokenWith(['readonly'], { ttl: 0 }, parent.token);
+    const life = (await call(base, 'GET', 'auth/token/lookup-self', { token: forever.token })).body.data;
+    expect(life.ttl).toBe(7200);
+    clock += 7200 * 1000;
+    expect((await call(base, 'GET', 'secret/a', { token: forever.token })).status).toBe(403);
+
+    // A use-limited token cannot create tokens; concurrent requests spend exactly num_uses.
+    const limited = await tokenWith(['readonly', 'maker'], { num_uses: 3 });
+    const child = await call(base, 'POST', 'auth/token/create', { token: limited.token, body: { policies: ['readonly'] } });
+    expect(child.status).toBe(400);
+    expect(child.body.errors[0]).toMatch(/use limit cannot create tokens/);
+    const three = await tokenWith(['readonly'], { num_uses: 3 });
+    const statuses = await Promise.all(Array.from({ length: 12 }, async () => (await call(base, 'GET', 'secret/a', { token: three.token })).status));
+    expect(statuses.filter((s) => s === 200)).toHaveLength(3);
+    expect(statuses.filter((s) => s === 403)).toHaveLength(9);
+  });
+
   it('works through the node-vault client', async () => {
     const vault = nodeVault({ endpoint: base, token: root, noCustomHTTPVerbs: true });
     await vault.addPolicy({ name: 'nv', rules: 'path "secret/nv" {\n capabilities = ["read", "create", "update"]\n}\n' });

@@ -94,6 +94,11 @@ describe('HA: three nodes on PostgreSQL', () => {
     expect((await call(standby.url, 'GET', 'secret/from-0', { token: childToken })).status).toBe(200);
     expect((await call(standby.url, 'PUT', 'auth/token/revoke-self', { token: childToken })).status).toBe(204);
     expect((await call(standby.url, 'GET', 'secret/from-0', { token: childToken })).status).toBe(403);
+    // A use-limited token spent through every node at once: its uses are counted on the active node, exactly.
+    const limited = await call(standby.url, 'POST', 'auth/token/create', { token: root, body: { policies: ['reader'], num_uses: 4 } });
+    const spent = await Promise.all(Array.from({ length: 15 }, async (_, i) => (await call(c.nodes[i % 3]!.url, 'GET', 'secret/from-0', { token: limited.body.auth.client_token })).status));
+    expect(spent.filter((s) => s === 200)).toHaveLength(4);
+    expect(spent.filter((s) => s === 403)).toHaveLength(11);
 
     // The CLI's status shows the HA role; step-down (sent to a standby, so forwarded) hands the lease to another node.
     const env = { KEYWARD_ADDR: standby.url, KEYWARD_TOKEN: root };

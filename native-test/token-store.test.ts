@@ -215,7 +215,30 @@ describe('TokenStore on a SoftHSM2 barrier', () => {
     expect((await store.create(root, { policies: ['a'], ttl: 200, explicit_max_ttl: 200 }, 'p')).entry.ttl).toBe(200);
     expect((await store.create(root, { policies: ['a'], ttl: 100, explicit_max_ttl: 200 }, 'p')).entry.ttl).toBe(100);
     expect((await store.create(root, { ttl: 0, explicit_max_ttl: 200 }, 'p')).entry).toMatchObject({ ttl: 200, expire_time: clock + 200_000 });
-    expect((await store.create(root, { policies: ['a'], ttl: 0 }, 'p')).entry).toMatchObject({ ttl: 0, expire_time: 0 });
+    // A TTL of 0 asks for the default: only root-policy tokens may live for ever.
+    expect((await store.create(root, { policies: ['a'], ttl: 0 }, 'p')).entry).toMatchObject({ ttl: DEFAULT_TOKEN_TTL, expire_time: clock + DEFAULT_TOKEN_TTL * 1000 });
+    expect((await store.create(root, { policies: ['root'], ttl: 0 }, 'p')).entry).toMatchObject({ ttl: 0, expire_time: 0 });
+  });
+
+  it('gives no token more than the system maximum, and no child more than its parent has left', async () => {
+    const capped = new TokenStore(barrier, () => clock, { defaultTtl: 600, maxTtl: 3600 });
+    expect((await capped.create(root, { policies: ['a'] }, 'p')).entry).toMatchObject({ ttl: 600, expire_time: clock + 600_000 });
+    const { entry: parent } = await capped.create(root, { policies: ['a'], ttl: 999_999 }, 'p');
+    expect(parent).toMatchObject({ ttl: 3600, expire_time: clock + 3_600_000 });
+    clock += 1_000_000;
+    expect((await capped.create(parent, { ttl: 0 }, 'p')).entry).toMatchObject({ ttl: 600, expire_time: clock + 600_000 });
+    for (const ttl of [3600, 999_999]) {
+      expect((await capped.create(parent, { ttl }, 'p')).entry).toMatchObject({ ttl: 2600, expire_time: parent.expire_time });
+    }
+    // An orphan is not bound by the token that made it.
+    expect((await capped.create(parent, { ttl: 3600, no_parent: true }, 'p')).entry.expire_time).toBe(clock + 3_600_000);
+    expect(() => new TokenStore(barrier, () => clock, { defaultTtl: 7200, maxTtl: 3600 })).toThrow(/exceeds the maximum/);
+  });
+
+  it('refuses to let a use-limited token create tokens', async () => {
+    const { entry: limited } = await store.create(root, { policies: ['a'], num_uses: 5 }, 'p');
+    await expect(store.create(limited, {}, 'p')).rejects.toThrow(new InvalidRequestError('a token with a use limit cannot create tokens'));
+    expect(await barrier.list(`sys/token/parent/${limited.accessor}/`)).toEqual([]);
   });
 
   it('refuses a negative or fractional use count', async () => {
@@ -249,13 +272,9 @@ describe('TokenStore on a SoftHSM2 barrier', () => {
     expect(store.remainingTtl(entry)).toBe(0);
   });
 
-  it('revokes the children of a token that expires or uses up its last use', async () => {
+  it('revokes the children of a token that expires, which never outlive it', async () => {
     const { token: shortToken, entry: short } = await store.create(root, { policies: ['a'], ttl: 60 }, 'p');
     const { token: longChild } = await store.create(short, { ttl: 3600 }, 'p');
-    const { token: onceToken, entry: once } = await store.create(root, { policies: ['a'], num_uses: 1 }, 'p');
-    const { token: onceChild } = await store.create(once, {}, 'p');
-    await store.use(await store.lookup(onceToken));
-    await expect(store.lookup(onceChild)).rejects.toThrow(denied('invalid token'));
     clock += 60_000;
     await expect(store.lookup(shortToken)).rejects.toThrow(denied('invalid token (expired)'));
     await expect(store.lookup(longChild)).rejects.toThrow(denied('invalid token'));
@@ -288,12 +307,26 @@ describe('TokenStore on a SoftHSM2 barrier', () => {
     expect((await store.renew(entry, 5000)).expire_time).toBe(entry.creation_time * 1000 + 1_000_000);
     const { entry: uncapped } = await store.create(root, { policies: ['a'], ttl: 100 }, 'p');
     expect((await store.renew(uncapped, 5000)).expire_time).toBe(clock + 5_000_000);
+    // The system maximum bounds every renewal, however large the increment.
+    expect((await store.renew(uncapped, 999_999_999 * 3600)).expire_time).toBe(clock + DEFAULT_TOKEN_TTL * 1000);
+  });
+
+  it("renews a child no further than its parent's expiry, and revokes a child whose parent has expired", async () => {
+    const { token: parentToken, entry: parent } = await store.create(root, { policies: ['a'], ttl: 1000 }, 'p');
+    const { token: childToken, entry: child } = await store.create(parent, { ttl: 100 }, 'p');
+    expect((await store.renew(child, 5000)).expire_time).toBe(parent.expire_time);
+    await store.renew(parent, 2000);
+    expect((await store.renew(child, 5000)).expire_time).toBe(clock + 2_000_000);
+    clock += 2_000_000;
+    await expect(store.renew(child, 10)).rejects.toThrow(denied('invalid token (its parent has expired or was revoked)'));
+    await expect(store.lookup(childToken)).rejects.toThrow(denied('invalid token'));
+    await expect(store.lookup(parentToken)).rejects.toThrow(denied('invalid token (expired)'));
   });
 
   it('does not renew a non-renewable token, and leaves a never-expiring one as it is', async () => {
     const { entry } = await store.create(root, { policies: ['a'], renewable: false }, 'p');
     await expect(store.renew(entry, 10)).rejects.toThrow(new InvalidRequestError('token is not renewable'));
-    const { entry: forever } = await store.create(root, { policies: ['a'], ttl: 0 }, 'p');
+    const { entry: forever } = await store.create(root, { policies: ['root'], ttl: 0 }, 'p');
     expect(await store.renew(forever, 10)).toBe(forever);
     expect(await store.lookup(rootToken)).toEqual(root);
   });

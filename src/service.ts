@@ -93,6 +93,7 @@ export async function startService(config: ServerConfig, log: Logger, opts: Serv
     log,
     countPersistMs: config.countPersistMs,
     rotationCheckMs: config.rotationCheckMs,
+    tokenTtls: config.tokenTtls,
     now: opts.now,
     ha,
   });

@@ -46,6 +46,7 @@ describe('config', () => {
       nodeId: undefined,
       standbyRequests: 'forward',
       logLevel: 'warn',
+      tokenTtls: { defaultTtl: 768 * 3600, maxTtl: 768 * 3600 },
     });
   });
 
@@ -101,6 +102,15 @@ describe('config', () => {
     expect(validateConfig(doc({ library_parameters: nss }), { KEYWARD_HSM_LIBRARY_PARAMETERS: 'other' }).seal.libraryParameters).toBe(nss);
     expect(validateConfig(doc({}), { KEYWARD_HSM_LIBRARY_PARAMETERS: nss }).seal.libraryParameters).toBe(nss);
     expect(() => validateConfig(doc({ library_parameters: ['x'] }), {})).toThrow('config: seal.pkcs11.library_parameters: must be a string');
+  });
+
+  it("takes Vault's default_lease_ttl and max_lease_ttl for tokens, 768h each unless set", () => {
+    const doc = (top: Record<string, unknown>) => ({ storage: { file: { path: '/d' } }, seal: { pkcs11: { token_label: 't', pin: 'p' } }, ...top });
+    expect(validateConfig(doc({}), {}).tokenTtls).toEqual({ defaultTtl: 768 * 3600, maxTtl: 768 * 3600 });
+    expect(validateConfig(doc({ default_lease_ttl: '1h', max_lease_ttl: '24h' }), {}).tokenTtls).toEqual({ defaultTtl: 3600, maxTtl: 86_400 });
+    expect(validateConfig(doc({ max_lease_ttl: '2h' }), {}).tokenTtls).toEqual({ defaultTtl: 7200, maxTtl: 7200 });
+    expect(() => validateConfig(doc({ default_lease_ttl: '48h', max_lease_ttl: '24h' }), {})).toThrow('config: default_lease_ttl: must not exceed max_lease_ttl (86400s)');
+    expect(() => validateConfig(doc({ max_lease_ttl: 'forever' }), {})).toThrow('config: max_lease_ttl: must be a positive duration');
   });
 
   it('names the bad field', async () => {

@@ -1,4 +1,5 @@
 import { DEFAULT_PKCS11_LIB } from '../pkcs11/module.js';
+import type { TokenTtls } from '../core/token-store.js';
 
 export interface StorageConfig {
   type: 'file' | 'inmem' | 'postgresql';
@@ -56,6 +57,8 @@ export interface ServerConfig {
   rotationCheckMs?: number;
   /** How often encryption counts are persisted with the keyring (ms); a kill -9 loses at most this much counting. */
   countPersistMs?: number;
+  /** Token lifetimes: the TTL a token gets when none is asked, and the most a non-root token gets (seconds). */
+  tokenTtls?: TokenTtls;
 }
 
 export const DEFAULTS = {

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseHcl } from '@cdktf/hcl2json';
 import { ConfigError, DEFAULTS, type ListenerConfig, type SealConfigBlock, type ServerConfig, type StorageConfig } from './config.js';
+import { DEFAULT_TOKEN_TTL, type TokenTtls } from '../core/token-store.js';
 
 type Obj = Record<string, unknown>;
 
@@ -45,6 +46,8 @@ export function validateConfig(raw: unknown, env: NodeJS.ProcessEnv = process.en
     'encryption_count_persist_interval',
     'node_id',
     'standby_requests',
+    'default_lease_ttl',
+    'max_lease_ttl',
   ]);
   const standbyRequests = optionalString(top.standby_requests, 'standby_requests') ?? 'forward';
   if (standbyRequests !== 'forward' && standbyRequests !== 'redirect') throw new ConfigError('standby_requests', 'must be "forward" or "redirect"');
@@ -59,7 +62,17 @@ export function validateConfig(raw: unknown, env: NodeJS.ProcessEnv = process.en
     logLevel: logLevel(top.log_level),
     rotationCheckMs: optionalDurationMs(top.rotation_check_interval, 'rotation_check_interval'),
     countPersistMs: optionalDurationMs(top.encryption_count_persist_interval, 'encryption_count_persist_interval'),
+    tokenTtls: tokenTtls(top.default_lease_ttl, top.max_lease_ttl),
   };
+}
+
+/** Vault's `default_lease_ttl` and `max_lease_ttl`, in seconds, each 768h when not given. */
+function tokenTtls(defaultTtl: unknown, maxTtl: unknown): TokenTtls {
+  const max = (optionalDurationMs(maxTtl, 'max_lease_ttl') ?? DEFAULT_TOKEN_TTL * 1000) / 1000;
+  const given = optionalDurationMs(defaultTtl, 'default_lease_ttl');
+  const def = given === undefined ? Math.min(DEFAULT_TOKEN_TTL, max) : given / 1000;
+  if (def > max) throw new ConfigError('default_lease_ttl', `must not exceed max_lease_ttl (${max}s)`);
+  return { defaultTtl: Math.floor(def), maxTtl: Math.floor(max) };
 }
 
 /** "250ms", "10s", "5m", "1h" (or a number of seconds) as milliseconds. */

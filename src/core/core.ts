@@ -20,7 +20,7 @@ import { RotationScheduler, updateRotationConfig } from './rotation.js';
 import { LogicalRouter } from './router.js';
 import { parseSealConfig, SEAL_CONFIG_PATH, type SealConfig, shareLength, validatePgpKeyCount, validateShareCounts } from './seal-config.js';
 import { decodeShare, ShareCollector } from './shares.js';
-import { type TokenEntry, TokenStore } from './token-store.js';
+import { type TokenEntry, TokenStore, type TokenTtls } from './token-store.js';
 import { PolicyStore } from './policy-store.js';
 import type { Capability } from './policy.js';
 import { HaCoordinator, type HaDuties, type HaSettings, type LeaderStatus, noLeaderStatus } from './ha.js';
@@ -48,6 +48,8 @@ export interface CoreOptions {
   rewrapConcurrency?: number;
   /** Active/standby over a shared storage (PostgreSQL with ha_enabled). */
   ha?: HaSettings;
+  /** Token lifetimes (`default_lease_ttl`, `max_lease_ttl`); Vault's 768h each when not given. */
+  tokenTtls?: TokenTtls;
 }
 
 export interface TermStatus {
@@ -118,7 +120,7 @@ export class Core {
     this.token = opts.token;
     this.log = opts.log;
     this.barrier = new TokenBarrier(opts.storage, opts.token, { upgradeEntries: opts.ha !== undefined, now: opts.now });
-    this.tokens = new TokenStore(this.barrier, opts.now);
+    this.tokens = new TokenStore(this.barrier, opts.now, opts.tokenTtls);
     this.policies = new PolicyStore(this.barrier);
     this.mounts = new MountTable(this.barrier);
     this.router = new LogicalRouter(this.barrier, this.mounts);

@@ -10,14 +10,20 @@ export const MAX_MAX_OPERATIONS = 3_865_470_566;
 export const MIN_INTERVAL_SECONDS = 24 * 3600;
 
 /** Parses Vault-style durations: seconds as a number or digits, or "720h", "1h30m", "90s". */
+/** The longest duration taken: longer ones would overflow a millisecond timestamp's safe integers. */
+export const MAX_DURATION_SECONDS = Math.floor((Number.MAX_SAFE_INTEGER - Date.UTC(3000, 0)) / 1000);
+
 export function parseDuration(v: unknown, field: string): number {
-  if (typeof v === 'number' && Number.isInteger(v) && v >= 0) return v;
-  if (typeof v === 'string') {
-    if (/^\d+$/.test(v)) return Number(v);
+  let seconds: number | undefined;
+  if (typeof v === 'number' && Number.isInteger(v) && v >= 0) seconds = v;
+  else if (typeof v === 'string' && /^\d+$/.test(v)) seconds = Number(v);
+  else if (typeof v === 'string' && v !== '') {
     const m = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(v);
-    if (m && v !== '') return Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60 + Number(m[3] ?? 0);
+    if (m) seconds = Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60 + Number(m[3] ?? 0);
   }
-  throw new InvalidRequestError(`${field} must be a number of seconds or a duration such as "720h"`);
+  if (seconds === undefined) throw new InvalidRequestError(`${field} must be a number of seconds or a duration such as "720h"`);
+  if (seconds > MAX_DURATION_SECONDS) throw new InvalidRequestError(`${field} is out of range: at most ${MAX_DURATION_SECONDS} seconds`);
+  return seconds;
 }
 
 export function formatDuration(seconds: number): string {

@@ -1,6 +1,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { BarrierOp, SecurityBarrier } from '../barrier/barrier.js';
 import { randomBase62 } from '../crypto/base62.js';
+import { KeyedMutex } from '../locks/mutex.js';
 import { InvalidRequestError, PermissionDeniedError } from './errors.js';
 
 const SALT_PATH = 'sys/token/salt';
@@ -8,8 +9,14 @@ const ID_PREFIX = 'sys/token/id/';
 const ACCESSOR_PREFIX = 'sys/token/accessor/';
 const PARENT_PREFIX = 'sys/token/parent/';
 
-/** Vault's default and maximum lease for service tokens: 768h. */
+/** Vault's system default and maximum lease (`default_lease_ttl`, `max_lease_ttl`): 768h. */
 export const DEFAULT_TOKEN_TTL = 768 * 3600;
+
+/** The system's token lifetimes, in seconds: the TTL a token gets when none is asked, and the most any non-root token gets. */
+export interface TokenTtls {
+  defaultTtl: number;
+  maxTtl: number;
+}
 
 export interface TokenEntry {
   /** HMAC of the token under the per-install salt; the token itself is never stored. */
@@ -60,11 +67,16 @@ export class TokenStore {
   private readonly cache = new Map<string, TokenEntry>();
   /** Bumped by every change, so a read that raced a revocation is never cached. */
   private changes = 0;
+  /** Serializes the uses of each limited-use token, so exactly `num_uses` requests get through. */
+  private readonly useLocks = new KeyedMutex();
 
   constructor(
     private readonly barrier: SecurityBarrier,
     private readonly now: () => number = Date.now,
-  ) {}
+    private readonly ttls: TokenTtls = { defaultTtl: DEFAULT_TOKEN_TTL, maxTtl: DEFAULT_TOKEN_TTL },
+  ) {
+    if (ttls.defaultTtl > ttls.maxTtl) throw new Error(`the default token TTL (${ttls.defaultTtl}s) exceeds the maximum (${ttls.maxTtl}s)`);
+  }
 
   /** The writes that create the salt and a root token at init, and the token to hand out. */
   static initialRoot(): { token: string; ops: BarrierOp[] } {
@@ -106,16 +118,22 @@ export class TokenStore {
     return entry;
   }
 
-  /** Counts one use of a limited-use token; its last use is allowed and revokes it. */
+  /**
+   * Counts one use of a limited-use token; its last use is allowed and revokes it. The count is
+   * read again under the token's lock, so concurrent requests cannot spend the same use twice.
+   */
   async use(entry: TokenEntry): Promise<void> {
     if (entry.num_uses === 0) return;
-    if (entry.num_uses === 1) await this.revoke(entry, false);
-    else await this.write({ ...entry, num_uses: entry.num_uses - 1 });
+    await this.useLocks.run(entry.hash, async () => {
+      const current = await this.read(entry.hash);
+      if (!current) throw new PermissionDeniedError('invalid token (its uses are spent)');
+      if (current.num_uses <= 1) await this.revoke(current, false);
+      else await this.write({ ...current, num_uses: current.num_uses - 1 });
+    });
   }
 
   async lookupAccessor(accessor: string): Promise<TokenEntry> {
-    const hash = await this.barrier.get(ACCESSOR_PREFIX + checkAccessor(accessor));
-    const entry = hash && (await this.read(hash.toString('utf8')));
+    const entry = await this.entryOfAccessor(checkAccessor(accessor));
     if (!entry) throw new InvalidRequestError('invalid accessor');
     return entry;
   }
@@ -124,15 +142,22 @@ export class TokenStore {
     return this.barrier.list(ACCESSOR_PREFIX);
   }
 
-  /** Mints a new root token (generate-root): an orphan with the root policy that never expires. */
-  async createRoot(): Promise<string> {
-    const token = newTokenId();
+  /**
+   * Stores a new root token (generate-root): an orphan with the root policy that never expires.
+   * generate-root passes a token from newTokenId() that it has already encoded for its reply.
+   */
+  async createRoot(token: string = newTokenId()): Promise<string> {
     await this.barrier.transaction(entryOps({ ...rootEntry(hmac(await this.loadSalt(), token)), path: 'auth/token/generate-root' }));
     return token;
   }
 
-  /** Creates a child of `parent` (or an orphan), enforcing Vault's policy-subset rule. */
+  /**
+   * Creates a child of `parent` (or an orphan), enforcing Vault's rules: policies a subset of the
+   * parent's, no children from a use-limited token, and a life within the system maximum, the
+   * child's own `explicit_max_ttl` and, for a child, what remains of its parent's life.
+   */
   async create(parent: TokenEntry, req: CreateTokenRequest, path: string): Promise<{ token: string; entry: TokenEntry }> {
+    if (parent.num_uses > 0) throw new InvalidRequestError('a token with a use limit cannot create tokens');
     const parentIsRoot = parent.policies.includes('root');
     let policies = [...new Set(req.policies ?? parent.policies.filter((p) => p !== 'root' || parentIsRoot))];
     if (!parentIsRoot) {
@@ -143,15 +168,17 @@ export class TokenStore {
     if (!req.no_default_policy && !policies.includes('root') && !policies.includes('default')) policies.push('default');
     if (req.no_default_policy) policies = policies.filter((p) => p !== 'default');
     if (policies.length === 0) throw new InvalidRequestError('a token needs at least one policy');
-
-    const explicitMax = req.explicit_max_ttl ?? 0;
-    let ttl = req.ttl ?? (policies.includes('root') ? 0 : DEFAULT_TOKEN_TTL);
-    if (explicitMax && (ttl === 0 || ttl > explicitMax)) ttl = explicitMax;
     if (req.num_uses !== undefined && (!Number.isInteger(req.num_uses) || req.num_uses < 0)) {
       throw new InvalidRequestError('num_uses must be a non-negative integer');
     }
-    const token = newTokenId();
+
     const nowMs = this.now();
+    const explicitMax = req.explicit_max_ttl ?? 0;
+    // A TTL of 0 asks for the default; only a root token may have none, and never as a child of a mortal parent.
+    let expireTime = req.ttl ? nowMs + req.ttl * 1000 : policies.includes('root') ? 0 : nowMs + this.ttls.defaultTtl * 1000;
+    const bound = this.lifeBound(nowMs, explicitMax, policies, req.no_parent ? undefined : parent);
+    if (bound && (expireTime === 0 || expireTime > bound)) expireTime = bound;
+    const token = newTokenId();
     const entry: TokenEntry = {
       hash: hmac(await this.loadSalt(), token),
       accessor: randomAccessor(),
@@ -159,9 +186,9 @@ export class TokenStore {
       display_name: req.display_name ? `token-${req.display_name}` : 'token',
       meta: req.meta ?? null,
       creation_time: Math.floor(nowMs / 1000),
-      ttl,
+      ttl: expireTime ? Math.round((expireTime - nowMs) / 1000) : 0,
       explicit_max_ttl: explicitMax,
-      expire_time: ttl ? nowMs + ttl * 1000 : 0,
+      expire_time: expireTime,
       num_uses: req.num_uses ?? 0,
       renewable: req.renewable ?? true,
       parent: req.no_parent ? '' : parent.accessor,
@@ -173,24 +200,54 @@ export class TokenStore {
     return { token, entry };
   }
 
-  /** Extends a renewable token's life by `increment` (or its TTL), never past its explicit max. */
+  /**
+   * Extends a renewable token's life by `increment` (or its TTL), never past the system maximum,
+   * its explicit max, or its parent's expiry; a token whose parent is gone or expired is revoked.
+   */
   async renew(entry: TokenEntry, increment?: number): Promise<TokenEntry> {
     if (!entry.renewable) throw new InvalidRequestError('token is not renewable');
     if (entry.expire_time === 0) return entry;
+    const nowMs = this.now();
+    let parent: TokenEntry | undefined;
+    if (entry.parent) {
+      parent = await this.entryOfAccessor(entry.parent);
+      if (!parent || (parent.expire_time && parent.expire_time <= nowMs)) {
+        await this.revoke(entry, false);
+        throw new PermissionDeniedError('invalid token (its parent has expired or was revoked)');
+      }
+    }
     const ttl = increment && increment > 0 ? increment : entry.ttl;
-    let expire = this.now() + ttl * 1000;
-    if (entry.explicit_max_ttl) expire = Math.min(expire, (entry.creation_time + entry.explicit_max_ttl) * 1000);
-    const renewed = { ...entry, ttl, expire_time: expire };
+    let expire = nowMs + ttl * 1000;
+    const bound = this.lifeBound(nowMs, entry.explicit_max_ttl, entry.policies, parent, entry.creation_time * 1000);
+    if (bound && expire > bound) expire = bound;
+    const renewed = { ...entry, ttl: Math.round((expire - nowMs) / 1000), expire_time: expire };
     await this.write(renewed);
     return renewed;
+  }
+
+  /**
+   * The latest a token may live until (ms since the epoch; 0 for no bound): the system maximum
+   * from now (root tokens excepted), its explicit max from its creation, its parent's expiry.
+   */
+  private lifeBound(nowMs: number, explicitMax: number, policies: string[], parent: TokenEntry | undefined, createdMs = nowMs): number {
+    const bounds = [
+      policies.includes('root') ? 0 : nowMs + this.ttls.maxTtl * 1000,
+      explicitMax ? createdMs + explicitMax * 1000 : 0,
+      parent?.expire_time ?? 0,
+    ].filter((b) => b > 0);
+    return bounds.length ? Math.min(...bounds) : 0;
+  }
+
+  private async entryOfAccessor(accessor: string): Promise<TokenEntry | undefined> {
+    const hash = await this.barrier.get(ACCESSOR_PREFIX + accessor);
+    return hash && (await this.read(hash.toString('utf8')));
   }
 
   /** Revokes a token and, unless `orphanChildren`, every descendant; with it, the children become orphans. */
   async revoke(entry: TokenEntry, orphanChildren: boolean): Promise<void> {
     const children = await this.barrier.list(`${PARENT_PREFIX}${entry.accessor}/`);
     for (const childAccessor of children) {
-      const hash = await this.barrier.get(ACCESSOR_PREFIX + childAccessor);
-      const child = hash && (await this.read(hash.toString('utf8')));
+      const child = await this.entryOfAccessor(childAccessor);
       if (child) {
         if (orphanChildren) await this.write({ ...child, parent: '' });
         else await this.revoke(child, false);
