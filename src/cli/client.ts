@@ -56,6 +56,35 @@ function storedToken(env: NodeJS.ProcessEnv): string | undefined {
   }
 }
 
+export interface RequestOptions {
+  /** Error statuses to return rather than throw (404 where "nothing there" is an answer). */
+  allow?: number[];
+  /** Query parameters, kept apart from the path so that nothing in a path can turn into one. */
+  query?: Record<string, string>;
+}
+
+function encodeSegment(segment: string, path: string): string {
+  try {
+    return encodeURIComponent(segment);
+  } catch {
+    throw new UsageError(`path "${path}" is not valid Unicode`);
+  }
+}
+
+/**
+ * The URL of an API path. Each `/`-separated segment is percent-encoded, so `#`, `?`, `%` and the
+ * like stay part of the path: `secret/app#old` must reach the server as that key, never as
+ * `secret/app`. The server decodes each segment back (decodeURIComponent).
+ */
+export function apiUrl(address: string, path: string, query: Record<string, string> = {}): string {
+  const segments = path.split('/');
+  // URLs resolve "." and ".." segments away (`secret/../sys/seal` is `sys/seal`), encoded or not,
+  // so such a path cannot be sent as given; no storage key has them anyway.
+  if (segments.some((s) => s === '.' || s === '..')) throw new UsageError(`path "${path}" has a "." or ".." segment`);
+  const search = new URLSearchParams(query).toString();
+  return `${address}/v1/${segments.map((s) => encodeSegment(s, path)).join('/')}${search ? `?${search}` : ''}`;
+}
+
 /** A small client for keyward's (and Vault's) HTTP API. */
 export class ApiClient {
   constructor(
@@ -84,8 +113,9 @@ export class ApiClient {
     return new ApiClient(address, env.KEYWARD_TOKEN || env.VAULT_TOKEN || storedToken(env), dispatcher);
   }
 
-  async request(method: string, path: string, body?: unknown, allow: number[] = []): Promise<ApiResponse> {
-    const url = `${this.address}/v1/${path}`;
+  /** `path` is the API path as text (below /v1/, unencoded): every verb's URL is built here. */
+  async request(method: string, path: string, body?: unknown, { allow = [], query }: RequestOptions = {}): Promise<ApiResponse> {
+    const url = apiUrl(this.address, path, query);
     const headers: Record<string, string> = {};
     if (this.token) headers['X-Vault-Token'] = this.token;
     if (body !== undefined) headers['Content-Type'] = 'application/json';

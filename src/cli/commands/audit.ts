@@ -21,7 +21,7 @@ export const auditCommands: Command[] = [
         options[key] = value;
       }
       const path = (flags.path as string) || type;
-      await ApiClient.fromFlags(flags, io.env).request('PUT', `sys/audit/${encodeURIComponent(path)}`, { type, options, description: flags.description });
+      await ApiClient.fromFlags(flags, io.env).request('PUT', `sys/audit/${path}`, { type, options, description: flags.description });
       io.out(`Success! Enabled the ${type} audit device at: ${path}/`);
       return 0;
     },
@@ -32,7 +32,7 @@ export const auditCommands: Command[] = [
     flags: CLIENT_FLAGS,
     async run({ flags, args }, io) {
       if (args.length !== 1) throw new UsageError('give the path of the device to disable');
-      await ApiClient.fromFlags(flags, io.env).request('DELETE', `sys/audit/${encodeURIComponent(args[0]!.replace(/\/$/, ''))}`);
+      await ApiClient.fromFlags(flags, io.env).request('DELETE', `sys/audit/${args[0]!.replace(/\/$/, '')}`);
       io.out(`Success! Disabled audit device (if it was enabled) at: ${args[0]}`);
       return 0;
     },

@@ -77,7 +77,7 @@ const put: Command['run'] = async ({ flags, args }, io) => {
 const get: Command['run'] = async ({ flags, args }, io) => {
   const t = await resolve(flags, args[0], io);
   const version = flags.version as number | undefined;
-  const { status, body } = await t.client.request('GET', t.dataPath + (version ? `?version=${version}` : ''), undefined, [404]);
+  const { status, body } = await t.client.request('GET', t.dataPath, undefined, { allow: [404], query: version ? { version: String(version) } : {} });
   const payload = body?.data as Record<string, unknown> | null | undefined;
   const data = t.version === '2' ? (payload?.data as Record<string, unknown> | null | undefined) : payload;
   if (status === 404 || !data) {
@@ -99,7 +99,7 @@ const del: Command['run'] = async ({ flags, args }, io) => {
 
 const list: Command['run'] = async ({ flags, args }, io) => {
   const t = await resolve(flags, args[0], io);
-  const { status, body } = await t.client.request('GET', `${t.listPath.replace(/\/?$/, '/')}?list=true`, undefined, [404]);
+  const { status, body } = await t.client.request('GET', t.listPath.replace(/\/?$/, '/'), undefined, { allow: [404], query: { list: 'true' } });
   const keys = ((body?.data as { keys?: string[] } | undefined)?.keys ?? []) as string[];
   if (status === 404 || keys.length === 0) {
     io.err(`No value found at ${t.listPath}`);

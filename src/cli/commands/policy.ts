@@ -9,6 +9,12 @@ function oneName(args: string[]): string {
   return args[0]!;
 }
 
+/** A policy name is one segment of its API path: a "/" in it would name another path. */
+function policyName(name: string): string {
+  if (name.includes('/')) throw new UsageError(`policy name "${name}" cannot contain "/"`);
+  return name;
+}
+
 export const policyCommands: Command[] = [
   {
     name: 'policy write',
@@ -28,7 +34,7 @@ export const policyCommands: Command[] = [
           throw new UsageError(`cannot read ${args[1]}: ${(err as Error).message}`);
         }
       }
-      await ApiClient.fromFlags(flags, io.env).request('PUT', `sys/policies/acl/${encodeURIComponent(args[0]!)}`, { policy: doc });
+      await ApiClient.fromFlags(flags, io.env).request('PUT', `sys/policies/acl/${policyName(args[0]!)}`, { policy: doc });
       io.out(`Success! Uploaded policy: ${args[0]}`);
       return 0;
     },
@@ -38,7 +44,7 @@ export const policyCommands: Command[] = [
     synopsis: 'Print an ACL policy',
     flags: CLIENT_FLAGS,
     async run({ flags, args }, io) {
-      const { body } = await ApiClient.fromFlags(flags, io.env).request('GET', `sys/policies/acl/${encodeURIComponent(oneName(args))}`);
+      const { body } = await ApiClient.fromFlags(flags, io.env).request('GET', `sys/policies/acl/${policyName(oneName(args))}`);
       const data = (body?.data as { policy?: string }) ?? {};
       io.out(outputFormat(flags, io.env) === 'json' ? json(body) : (data.policy ?? ''));
       return 0;
@@ -49,7 +55,7 @@ export const policyCommands: Command[] = [
     synopsis: 'List ACL policies',
     flags: CLIENT_FLAGS,
     async run({ flags }, io) {
-      const { body } = await ApiClient.fromFlags(flags, io.env).request('GET', 'sys/policies/acl?list=true');
+      const { body } = await ApiClient.fromFlags(flags, io.env).request('GET', 'sys/policies/acl', undefined, { query: { list: 'true' } });
       const keys = ((body?.data as { keys?: string[] }) ?? {}).keys ?? [];
       io.out(outputFormat(flags, io.env) === 'json' ? json(keys) : keys.join('\n'));
       return 0;
@@ -60,7 +66,7 @@ export const policyCommands: Command[] = [
     synopsis: 'Delete an ACL policy',
     flags: CLIENT_FLAGS,
     async run({ flags, args }, io) {
-      await ApiClient.fromFlags(flags, io.env).request('DELETE', `sys/policies/acl/${encodeURIComponent(oneName(args))}`);
+      await ApiClient.fromFlags(flags, io.env).request('DELETE', `sys/policies/acl/${policyName(oneName(args))}`);
       io.out(`Success! Deleted policy: ${args[0]}`);
       return 0;
     },
