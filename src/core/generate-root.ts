@@ -11,7 +11,7 @@ import { fingerprintOf, readPublicKeys } from './pgp.js';
 import { sharesRebuild } from './quorum.js';
 import { type SealConfig, shareLength } from './seal-config.js';
 import { decodeShare, ShareCollector } from './shares.js';
-import type { TokenStore } from './token-store.js';
+import { newTokenId, type TokenStore } from './token-store.js';
 
 /** Length of keyward's tokens ("hvs." and 24 characters), and so of the one-time pad. */
 export const OTP_LENGTH = 28;
@@ -34,7 +34,7 @@ export interface GenerateRootStatus {
 export function encodeWithOtp(token: string, otp: string): string {
   const t = Buffer.from(token);
   const o = Buffer.from(otp);
-  if (t.length !== o.length) throw new InvalidRequestError(`the OTP must be ${t.length} characters long`);
+  if (t.length !== o.length) throw new InvalidRequestError(`the OTP must be ${t.length} bytes long, not ${o.length}`);
   return Buffer.from(t.map((b, i) => b ^ o[i]!)).toString('base64');
 }
 
@@ -47,6 +47,18 @@ export function decodeWithOtp(encoded: string, otp: string): string {
 
 export function generateOtp(): string {
   return randomBase62(OTP_LENGTH);
+}
+
+/**
+ * Refuses an OTP that could not pad a token: it is XORed byte by byte with the token's UTF-8, so
+ * its length counts in bytes, and only base62 (as generateOtp and randomBase62 make, one byte a
+ * character) keeps bytes and characters the same.
+ */
+export function checkOtp(otp: string): void {
+  // Checked first: a non-ASCII OTP can have the right number of UTF-16 units and the wrong number of bytes.
+  if (!/^[\x00-\x7f]*$/.test(otp)) throw new InvalidRequestError(`the OTP must be ${OTP_LENGTH} base62 characters (0-9, A-Z, a-z); it has non-ASCII characters`);
+  if (!/^[0-9A-Za-z]*$/.test(otp)) throw new InvalidRequestError(`the OTP must be ${OTP_LENGTH} base62 characters (0-9, A-Z, a-z); it has other characters`);
+  if (otp.length !== OTP_LENGTH) throw new InvalidRequestError(`the OTP must be ${OTP_LENGTH} base62 characters (0-9, A-Z, a-z), not ${otp.length}`);
 }
 
 interface Attempt {
@@ -95,8 +107,8 @@ export class RootGenerator {
     await this.currentConfig();
     if (this.attempt) throw new InvalidRequestError(`root generation already in progress (nonce ${this.attempt.nonce}); cancel it first`);
     if (pgpKey && otp) throw new InvalidRequestError('give either pgp_key or otp, not both');
-    if (otp !== undefined && otp.length !== OTP_LENGTH) throw new InvalidRequestError(`the OTP must be ${OTP_LENGTH} characters long`);
-    const key = pgpKey ? (await readPublicKeys([pgpKey]))[0] : undefined;
+    if (otp !== undefined) checkOtp(otp);
+    const key = pgpKey ? await encryptionKey(pgpKey) : undefined;
     const attempt: Attempt = { nonce: randomUUID(), shares: new ShareCollector(), otp: key ? '' : (otp ?? generateOtp()), pgpKey: key };
     this.attempt = attempt;
     this.deps.log.info({ nonce: attempt.nonce }, 'root token generation started');
@@ -122,12 +134,18 @@ export class RootGenerator {
     if (!ok) {
       throw new InvalidRequestError(`root generation failed: the shares do not rebuild the current root key; progress has been reset and the attempt (nonce ${a.nonce}) is still open`);
     }
-    const token = await this.deps.tokens.createRoot();
-    const encoded = a.pgpKey
-      ? Buffer.from(
-          await pgp.encrypt({ message: await pgp.createMessage({ text: token }), encryptionKeys: a.pgpKey, format: 'binary' }),
-        ).toString('base64')
-      : encodeWithOtp(token, a.otp);
+    // The token is encoded before it is stored: a token whose reply cannot be made would be a
+    // root token nobody holds. When encoding fails the attempt ends, as its key or OTP cannot change.
+    const token = newTokenId();
+    let encoded: string;
+    try {
+      encoded = await encodeToken(token, a);
+    } catch (err) {
+      this.cancel();
+      const how = a.pgpKey ? "encrypted to the attempt's PGP key" : "XORed with the attempt's OTP";
+      throw new InvalidRequestError(`root generation failed: the new root token cannot be ${how} (${(err as Error).message}); no token was created and the attempt (nonce ${a.nonce}) is canceled`);
+    }
+    await this.deps.tokens.createRoot(token);
     const status = await this.status();
     this.attempt = undefined;
     this.deps.log.info({ nonce: a.nonce }, 'root token generated');
@@ -140,4 +158,22 @@ export class RootGenerator {
     if (!config) throw new InvalidRequestError('Vault is not initialized');
     return config;
   }
+}
+
+/** The token as the reply carries it: encrypted to the attempt's PGP key, or XORed with its OTP. */
+async function encodeToken(token: string, a: Attempt): Promise<string> {
+  if (!a.pgpKey) return encodeWithOtp(token, a.otp);
+  const message = await pgp.createMessage({ text: token });
+  return Buffer.from(await pgp.encrypt({ message, encryptionKeys: a.pgpKey, format: 'binary' })).toString('base64');
+}
+
+/** The attempt's PGP key, refused up front when it has no key that can encrypt (a signing-only or expired key). */
+async function encryptionKey(encoded: string): Promise<openpgp.PublicKey> {
+  const key = (await readPublicKeys([encoded]))[0]!;
+  try {
+    await key.getEncryptionKey();
+  } catch (err) {
+    throw new InvalidRequestError(`pgp_key cannot encrypt: ${(err as Error).message}`);
+  }
+  return key;
 }
