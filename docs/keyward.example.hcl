@@ -22,6 +22,12 @@ listener "tcp" {
   tls_cert_file = "/etc/keyward/tls.crt"
   tls_key_file  = "/etc/keyward/tls.key"
   # tls_disable = true   # only on loopback, for trying things out
+
+  # How long a client may take, and how many may be connected at once.
+  http_read_header_timeout = "10s"
+  http_read_timeout        = "30s"   # the whole request, body included
+  http_idle_timeout        = "5m"    # between requests on a kept-alive connection
+  max_connections          = 512
 }
 
 log_level = "info"

@@ -101,8 +101,11 @@ export async function startService(config: ServerConfig, log: Logger, opts: Serv
   const https = l.tlsDisable
     ? undefined
     : { cert: await readFile(l.tlsCertFile!), key: await readFile(l.tlsKeyFile!), minVersion: l.tlsMinVersion ?? ('TLSv1.2' as const) };
-  const app = buildHttpServer(core, { log, https, quorumRateLimit: opts.quorumRateLimit, standbyRequests: config.standbyRequests });
+  const app = buildHttpServer(core, { log, https, quorumRateLimit: opts.quorumRateLimit, standbyRequests: config.standbyRequests, limits: l.limits });
   const { host, port } = splitAddress(l.address);
+  if (!https && !isLoopback(host)) {
+    log.warn({ address: l.address }, 'listener has tls_disable = true on an address other hosts can reach: tokens, shares and secrets cross the network in clear');
+  }
   await app.listen({ host, port });
   const bound = app.server.address();
   const realPort = typeof bound === 'object' && bound ? bound.port : port;
@@ -124,4 +127,9 @@ export async function startService(config: ServerConfig, log: Logger, opts: Serv
       await storage.close();
     })());
   return { core, token, storage, app, url, close };
+}
+
+/** Whether only this host can reach the address (127.0.0.0/8, ::1, localhost). */
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }

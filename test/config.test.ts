@@ -2,7 +2,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../src/config/config.js';
+import { ConfigError, LISTENER_LIMITS } from '../src/config/config.js';
 import { loadConfigFile, validateConfig } from '../src/config/load.js';
 
 async function file(name: string, text: string): Promise<string> {
@@ -40,7 +40,7 @@ describe('config', () => {
     expect(c).toEqual({
       storage: { type: 'file', path: '/var/lib/keyward' },
       seal: { lib: '/usr/lib/softhsm/libsofthsm2.so', tokenLabel: 'prod', slot: undefined, pin: '1234', keyLabel: 'kw-seal', generateKey: true },
-      listener: { address: '0.0.0.0:8200', tlsDisable: true, tlsCertFile: undefined, tlsKeyFile: undefined, tlsMinVersion: undefined },
+      listener: { address: '0.0.0.0:8200', tlsDisable: true, tlsCertFile: undefined, tlsKeyFile: undefined, tlsMinVersion: undefined, limits: LISTENER_LIMITS },
       apiAddr: 'http://10.0.0.1:8200',
       clusterAddr: undefined,
       nodeId: undefined,
@@ -111,6 +111,21 @@ describe('config', () => {
     expect(validateConfig(doc({ max_lease_ttl: '2h' }), {}).tokenTtls).toEqual({ defaultTtl: 7200, maxTtl: 7200 });
     expect(() => validateConfig(doc({ default_lease_ttl: '48h', max_lease_ttl: '24h' }), {})).toThrow('config: default_lease_ttl: must not exceed max_lease_ttl (86400s)');
     expect(() => validateConfig(doc({ max_lease_ttl: 'forever' }), {})).toThrow('config: max_lease_ttl: must be a positive duration');
+  });
+
+  it("takes the listener's timeouts and connection cap (Vault's http_* settings), with defaults", () => {
+    const doc = (tcp: Record<string, unknown>) => ({ storage: { file: { path: '/d' } }, seal: { pkcs11: { token_label: 't', pin: 'p' } }, listener: { tcp: { address: '127.0.0.1:1', tls_disable: true, ...tcp } } });
+    expect(validateConfig(doc({}), {}).listener.limits).toEqual(LISTENER_LIMITS);
+    expect(LISTENER_LIMITS).toEqual({ readHeaderTimeoutMs: 10_000, readTimeoutMs: 30_000, idleTimeoutMs: 300_000, maxConnections: 512 });
+    expect(validateConfig(doc({ http_read_header_timeout: '2s', http_read_timeout: '1m', http_idle_timeout: '90s', max_connections: 64 }), {}).listener.limits).toEqual({
+      readHeaderTimeoutMs: 2000,
+      readTimeoutMs: 60_000,
+      idleTimeoutMs: 90_000,
+      maxConnections: 64,
+    });
+    expect(() => validateConfig(doc({ http_read_header_timeout: '1m', http_read_timeout: '30s' }), {})).toThrow('config: listener.tcp.http_read_header_timeout: must not exceed http_read_timeout');
+    expect(() => validateConfig(doc({ max_connections: 0 }), {})).toThrow('config: listener.tcp.max_connections: must be a positive integer');
+    expect(() => validateConfig(doc({ http_idle_timeout: 'never' }), {})).toThrow('config: listener.tcp.http_idle_timeout: must be a positive duration');
   });
 
   it('names the bad field', async () => {

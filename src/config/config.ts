@@ -40,7 +40,24 @@ export interface ListenerConfig {
   tlsCertFile?: string;
   tlsKeyFile?: string;
   tlsMinVersion?: 'TLSv1.2' | 'TLSv1.3';
+  /** Unset: LISTENER_LIMITS. */
+  limits?: ListenerLimits;
 }
+
+/**
+ * How long a client may take and how many may be connected, so a slow or idle client cannot hold
+ * the listener: Vault's `http_read_header_timeout`, `http_read_timeout` (the whole request, body
+ * included) and `http_idle_timeout` (between requests on a kept-alive connection), and keyward's
+ * `max_connections`.
+ */
+export interface ListenerLimits {
+  readHeaderTimeoutMs: number;
+  readTimeoutMs: number;
+  idleTimeoutMs: number;
+  maxConnections: number;
+}
+
+export const LISTENER_LIMITS: ListenerLimits = { readHeaderTimeoutMs: 10_000, readTimeoutMs: 30_000, idleTimeoutMs: 300_000, maxConnections: 512 };
 
 export interface ServerConfig {
   storage: StorageConfig;

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseHcl } from '@cdktf/hcl2json';
-import { ConfigError, DEFAULTS, type ListenerConfig, type SealConfigBlock, type ServerConfig, type StorageConfig } from './config.js';
+import { ConfigError, DEFAULTS, LISTENER_LIMITS, type ListenerConfig, type ListenerLimits, type SealConfigBlock, type ServerConfig, type StorageConfig } from './config.js';
 import { DEFAULT_TOKEN_TTL, type TokenTtls } from '../core/token-store.js';
 
 type Obj = Record<string, unknown>;
@@ -171,7 +171,18 @@ function listenerBlock(v: unknown): ListenerConfig {
   if (v === undefined) return { address: DEFAULTS.address, tlsDisable: false };
   const [, body] = labelledBlock(v, 'listener', ['tcp']);
   const f = (name: string) => `listener.tcp.${name}`;
-  allowOnly(body, 'listener.tcp', ['address', 'tls_disable', 'tls_cert_file', 'tls_key_file', 'tls_min_version', 'cluster_address']);
+  allowOnly(body, 'listener.tcp', [
+    'address',
+    'tls_disable',
+    'tls_cert_file',
+    'tls_key_file',
+    'tls_min_version',
+    'cluster_address',
+    'http_read_header_timeout',
+    'http_read_timeout',
+    'http_idle_timeout',
+    'max_connections',
+  ]);
   const address = optionalString(body.address, f('address')) ?? DEFAULTS.address;
   if (!/^(\[[0-9a-fA-F:]+\]|[^:]+):\d{1,5}$/.test(address)) throw new ConfigError(f('address'), `"${address}" is not host:port`);
   const tlsDisable = bool(body.tls_disable ?? false, f('tls_disable'));
@@ -183,7 +194,24 @@ function listenerBlock(v: unknown): ListenerConfig {
   const minVersion = optionalString(body.tls_min_version, f('tls_min_version'));
   const tlsMinVersion = minVersion === undefined ? undefined : minVersion === 'tls12' ? 'TLSv1.2' : minVersion === 'tls13' ? 'TLSv1.3' : undefined;
   if (minVersion !== undefined && !tlsMinVersion) throw new ConfigError(f('tls_min_version'), 'must be "tls12" or "tls13"');
-  return { address, tlsDisable, tlsCertFile, tlsKeyFile, tlsMinVersion };
+  return { address, tlsDisable, tlsCertFile, tlsKeyFile, tlsMinVersion, limits: listenerLimits(body, f) };
+}
+
+function listenerLimits(body: Obj, f: (name: string) => string): ListenerLimits {
+  const limits: ListenerLimits = {
+    readHeaderTimeoutMs: optionalDurationMs(body.http_read_header_timeout, f('http_read_header_timeout')) ?? LISTENER_LIMITS.readHeaderTimeoutMs,
+    readTimeoutMs: optionalDurationMs(body.http_read_timeout, f('http_read_timeout')) ?? LISTENER_LIMITS.readTimeoutMs,
+    idleTimeoutMs: optionalDurationMs(body.http_idle_timeout, f('http_idle_timeout')) ?? LISTENER_LIMITS.idleTimeoutMs,
+    maxConnections: LISTENER_LIMITS.maxConnections,
+  };
+  if (body.max_connections !== undefined) {
+    const n = body.max_connections;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 1) throw new ConfigError(f('max_connections'), 'must be a positive integer');
+    limits.maxConnections = n;
+  }
+  // Node times a request from its first byte, headers included: a header timeout past it would never fire.
+  if (limits.readHeaderTimeoutMs > limits.readTimeoutMs) throw new ConfigError(f('http_read_header_timeout'), 'must not exceed http_read_timeout');
+  return limits;
 }
 
 /** `storage "file" { ... }` arrives as {file: [{...}]} from HCL or {file: {...}} from JSON. */

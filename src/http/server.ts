@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { Logger } from 'pino';
 import secureJson from 'secure-json-parse';
+import { LISTENER_LIMITS, type ListenerLimits } from '../config/config.js';
 import type { Core } from '../core/core.js';
 import { registerAudit } from './audit-hooks.js';
 import { guard } from './auth.js';
@@ -22,6 +23,8 @@ import { UnknownTermError } from '../barrier/errors.js';
 import { NotActiveError } from '../storage/backend.js';
 
 export const BODY_LIMIT_BYTES = 1024 * 1024;
+/** Longer than any name a route takes as a parameter (a policy name is at most 128 characters). */
+const MAX_PARAM_LENGTH = 1024;
 
 const answeredAndClosing = new WeakSet<object>();
 
@@ -32,6 +35,8 @@ export interface HttpOptions {
   https?: { cert: Buffer; key: Buffer; minVersion?: 'TLSv1.2' | 'TLSv1.3' };
   /** In a cluster: what a standby does with requests it does not serve itself. */
   standbyRequests?: 'forward' | 'redirect';
+  /** Timeouts and the connection cap; LISTENER_LIMITS when not given. */
+  limits?: ListenerLimits;
 }
 
 async function emptyBodyAsObject(req: FastifyRequest): Promise<void> {
@@ -44,7 +49,13 @@ export function buildHttpServer(core: Core, opts: HttpOptions): FastifyInstance 
   // double the cost of a small request. The audit trail is a separate concern.
   const quieterThanWarn = opts.log.levelVal > 40;
   const verbose = opts.log.levelVal < 30;
+  const limits = opts.limits ?? LISTENER_LIMITS;
+  // Node checks its header and request timeouts only this often (30 s unless told).
+  const timing = { headersTimeout: limits.readHeaderTimeoutMs, connectionsCheckingInterval: Math.min(1000, limits.readHeaderTimeoutMs / 2) };
   const serverOptions: FastifyServerOptions = {
+    requestTimeout: limits.readTimeoutMs,
+    keepAliveTimeout: limits.idleTimeoutMs,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     loggerInstance: opts.log.child({ component: 'http' }, { level: verbose || quieterThanWarn ? opts.log.level : 'warn' }),
     bodyLimit: BODY_LIMIT_BYTES,
     genReqId: () => randomUUID(),
@@ -58,19 +69,25 @@ export function buildHttpServer(core: Core, opts: HttpOptions): FastifyInstance 
       if (r.raw.socket) answeredAndClosing.add(r.raw.socket);
       void r.header(NODE_HEADER, core.nodeId).code(400).header('Connection', 'close').send({ errors: [`malformed request: ${err.message}`] });
     },
-    // Bytes left on a connection we already answered and are closing are not a new request.
+    // Bytes left on a connection we already answered and are closing are not a new request, and
+    // nothing may be written while a reply is going out on the socket (a GET's unannounced body
+    // arrives after its reply began): the same test Node's own clientError default makes.
     clientErrorHandler: (err, socket) => {
-      if (answeredAndClosing.has(socket) || !socket.writable || (err as NodeJS.ErrnoException).code === 'ECONNRESET') {
+      const replying = (socket as unknown as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true;
+      if (replying || answeredAndClosing.has(socket) || !socket.writable || (err as NodeJS.ErrnoException).code === 'ECONNRESET') {
         socket.destroy();
         return;
       }
-      const body = JSON.stringify({ errors: [`malformed HTTP request: ${err.message}`] });
-      socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      // Node's header and request timeouts (http_read_header_timeout, http_read_timeout) end here too.
+      const timedOut = (err as NodeJS.ErrnoException).code === 'ERR_HTTP_REQUEST_TIMEOUT';
+      const body = JSON.stringify({ errors: [timedOut ? 'request timed out: the headers or body took too long to arrive' : `malformed HTTP request: ${err.message}`] });
+      socket.end(`HTTP/1.1 ${timedOut ? '408 Request Timeout' : '400 Bad Request'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
     },
   };
   const app = (
-    opts.https ? Fastify({ ...serverOptions, https: opts.https } as FastifyServerOptions) : Fastify(serverOptions)
+    opts.https ? Fastify({ ...serverOptions, https: { ...opts.https, ...timing } } as FastifyServerOptions) : Fastify({ ...serverOptions, http: timing })
   ) as FastifyInstance;
+  app.server.maxConnections = limits.maxConnections;
 
   // Vault clients send JSON with any content type (or none) and often an empty body.
   app.removeAllContentTypeParsers();
