@@ -1,6 +1,9 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { InvalidRequestError } from '../src/core/errors.js';
+import type { SecurityBarrier } from '../src/barrier/barrier.js';
+import { InvalidRequestError, PermissionDeniedError } from '../src/core/errors.js';
 import { Acl, parsePolicy } from '../src/core/policy.js';
+import { PolicyStore } from '../src/core/policy-store.js';
 
 describe('ACL policies', () => {
   it('parses HCL and JSON documents', async () => {
@@ -59,6 +62,21 @@ path "secret/team-*" {
     expect(acl.capabilities('other/x')).toEqual(['deny']);
     expect(acl.allows('secret/app/db', 'update')).toBe(true);
     expect(acl.allows('secret/app/db', 'read')).toBe(false);
+  });
+
+  it('lets a glob cover every path below its prefix, whatever characters follow (line terminators included)', async () => {
+    const acl = new Acl([
+      await parsePolicy('a', 'path "secret/+/+" {\n  capabilities = ["read"]\n}\npath "secret/private/*" {\n  capabilities = ["deny"]\n}\n'),
+    ]);
+    const anyChar = fc.oneof(fc.constantFrom('\n', '\r', '\u2028', '\u2029', '\u0085', '\0', '/', '%0A'), fc.string({ unit: 'binary', minLength: 1, maxLength: 1 }));
+    fc.assert(
+      fc.property(fc.array(anyChar, { maxLength: 12 }), fc.array(anyChar, { maxLength: 12 }), (before, after) => {
+        const path = `secret/private/${before.join('')}x${after.join('')}`;
+        expect(acl.allows(path, 'read'), JSON.stringify(path)).toBe(false);
+      }),
+      { numRuns: 2000 },
+    );
+    expect(acl.allows('secret/public/a\nb', 'read')).toBe(true);
   });
 
   it('adds up capabilities of the same path across policies, deny winning', async () => {
@@ -213,5 +231,55 @@ describe('ACL matching', () => {
     expect(root.allows('any/path', 'delete')).toBe(true);
     expect(new Acl([]).capabilities('any/path')).toEqual(['deny']);
     expect(new Acl([]).allows('any/path', 'read')).toBe(false);
+  });
+});
+
+describe('the policy store', () => {
+  /** A store over a map standing in for the barrier, and the map, to see what was written. */
+  function storeOverMap(): { store: PolicyStore; stored: Map<string, string> } {
+    const stored = new Map<string, string>();
+    const barrier = {
+      get: async (path: string) => (stored.has(path) ? Buffer.from(stored.get(path)!) : undefined),
+      put: async (path: string, value: Buffer) => void stored.set(path, value.toString('utf8')),
+      delete: async (path: string) => void stored.delete(path),
+      list: async (prefix: string) => [...stored.keys()].filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length)),
+    };
+    return { store: new PolicyStore(barrier as unknown as SecurityBarrier), stored };
+  }
+  const harmless = rule('secret/padmin', ['read']);
+  const everything = rule('*', ['create', 'read', 'update', 'delete', 'list', 'sudo']);
+
+  it('writes, reads and deletes a policy only under its canonical name, refusing every other spelling', async () => {
+    const { store, stored } = storeOverMap();
+    await store.put('padmin', harmless);
+    for (const spelling of ['PADMIN', 'Padmin', 'padmin ', ' padmin', 'padmin\n', '\u212aadmin', 'p\u0430dmin', '%70admin', 'ｐａｄｍｉｎ']) {
+      await expect(store.put(spelling, everything), JSON.stringify(spelling)).rejects.toThrow(/is not canonical/);
+      await expect(store.get(spelling), JSON.stringify(spelling)).rejects.toThrow(InvalidRequestError);
+      await expect(store.delete(spelling), JSON.stringify(spelling)).rejects.toThrow(InvalidRequestError);
+    }
+    expect(stored).toEqual(new Map([['sys/policy/padmin', harmless]]));
+    expect((await store.get('padmin')).raw).toBe(harmless);
+    expect(await store.list()).toEqual(['default', 'padmin', 'root']);
+  });
+
+  it('refuses the root policy in any spelling, and grants nothing for names that are not canonical', async () => {
+    const { store } = storeOverMap();
+    await store.put('padmin', everything);
+    await expect(store.put('root', harmless)).rejects.toThrow('cannot update the root policy');
+    await expect(store.put('ROOT', harmless)).rejects.toThrow(/is not canonical/);
+    expect((await store.aclFor(['padmin'])).allows('secret/x', 'read')).toBe(true);
+    // A token made before names were checked may hold such a name: it must not reach "padmin" (nor "root").
+    for (const held of ['PADMIN', ' padmin', 'Root']) expect((await store.aclFor([held])).capabilities('secret/x'), held).toEqual(['deny']);
+  });
+
+  it('requires a capability on every spelling of one thing', async () => {
+    const { store } = storeOverMap();
+    await store.put('mounts', `${rule('sys/mounts/*', ['update', 'delete'])}${rule('sys/mounts/secret', ['deny'])}`);
+    await expect(store.requireOnEvery(['mounts'], ['sys/mounts/kv', 'sys/mounts/kv/'], 'delete', false)).resolves.toBeUndefined();
+    await expect(store.requireOnEvery(['mounts'], ['sys/mounts/secret', 'sys/mounts/secret/'], 'delete', false)).rejects.toThrow(
+      new PermissionDeniedError(`the token's policies (mounts) do not grant delete on "sys/mounts/secret", which names the same thing as this request's path`),
+    );
+    await expect(store.requireOnEvery(['mounts'], ['sys/mounts/kv', 'sys/mounts/kv/'], 'delete', true)).rejects.toThrow(/do not grant delete with sudo on "sys\/mounts\/kv"/);
+    await expect(store.requireOnEvery(['root'], ['sys/mounts/secret', 'sys/mounts/secret/'], 'delete', true)).resolves.toBeUndefined();
   });
 });

@@ -85,7 +85,8 @@ function compilePattern(pattern: string): RegExp {
     .split('/')
     .map((seg) => (seg === '+' ? '[^/]+' : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
     .join('/');
-  return new RegExp(`^${body}${glob ? '.*' : ''}$`);
+  // dotAll: a glob's `*` matches every character, line terminators included, as `+` already does.
+  return new RegExp(`^${body}${glob ? '.*' : ''}$`, 's');
 }
 
 /**
