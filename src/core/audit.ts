@@ -3,6 +3,7 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
 import type { SecurityBarrier } from '../barrier/barrier.js';
 import { InvalidRequestError, NotFoundError } from './errors.js';
+import { auditPath } from './names.js';
 
 export const AUDIT_TABLE_PATH = 'core/audit';
 const AUDIT_SALT_PATH = 'core/audit-salt';
@@ -92,7 +93,7 @@ export class AuditBroker {
   }
 
   async enable(path: string, type: string, options: Record<string, unknown>, description: string): Promise<void> {
-    const p = normalize(path);
+    const p = auditPath(path);
     if (this.devices.has(p)) throw new InvalidRequestError(`path already in use: an audit device is enabled at ${p}`);
     if (type !== 'file') throw new InvalidRequestError(`unknown audit device type "${type}" (this server offers "file")`);
     const filePath = options.file_path;
@@ -105,7 +106,7 @@ export class AuditBroker {
   }
 
   async disable(path: string): Promise<void> {
-    const p = normalize(path);
+    const p = auditPath(path);
     const device = this.devices.get(p);
     if (!device) throw new NotFoundError(`no audit device enabled at ${p}`);
     this.devices.delete(p);
@@ -159,10 +160,4 @@ export function hashStrings(value: unknown, salt: Buffer): unknown {
     return Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [k, hashStrings(v, salt)]));
   }
   return value;
-}
-
-function normalize(path: string): string {
-  const p = path.replace(/^\/+|\/+$/g, '');
-  if (!/^[A-Za-z0-9_.-]+$/.test(p)) throw new InvalidRequestError(`invalid audit device path "${path}"`);
-  return `${p}/`;
 }

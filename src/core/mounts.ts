@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { BarrierOp, SecurityBarrier } from '../barrier/barrier.js';
 import { InvalidRequestError, NotFoundError } from './errors.js';
+import { mountPath } from './names.js';
 
 export const MOUNTS_PATH = 'core/mounts';
 const RESERVED = ['sys/', 'auth/', 'cubbyhole/', 'identity/'];
@@ -51,7 +52,7 @@ export class MountTable {
   }
 
   async mount(path: string, type: string, version: string, description: string): Promise<void> {
-    const p = normalizeMountPath(path);
+    const p = mountPath(path);
     if (RESERVED.some((r) => p.startsWith(r))) throw new InvalidRequestError(`cannot mount at reserved path "${p}"`);
     for (const existing of this.entries.keys()) {
       if (existing.startsWith(p) || p.startsWith(existing)) throw new InvalidRequestError(`path is already in use at ${existing}`);
@@ -65,7 +66,7 @@ export class MountTable {
   }
 
   async unmount(path: string, deleteData: (prefix: string) => Promise<void>): Promise<void> {
-    const p = normalizeMountPath(path);
+    const p = mountPath(path);
     const entry = this.entries.get(p);
     if (!entry) throw new NotFoundError(`no secrets engine mounted at ${p}`);
     const next = new Map(this.entries);
@@ -91,14 +92,6 @@ function newEntry(path: string, version: '1' | '2', description: string): MountE
     options: { version },
     created_time: new Date().toISOString(),
   };
-}
-
-function normalizeMountPath(path: string): string {
-  const p = path.replace(/^\/+/, '').replace(/\/+$/, '');
-  if (!p || !/^[A-Za-z0-9_.\-/]+$/.test(p) || p.split('/').some((s) => s === '' || s === '.' || s === '..')) {
-    throw new InvalidRequestError(`invalid mount path "${path}"`);
-  }
-  return `${p}/`;
 }
 
 function badVersion(v: string): never {

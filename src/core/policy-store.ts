@@ -1,6 +1,7 @@
 import type { SecurityBarrier } from '../barrier/barrier.js';
-import { InvalidRequestError, NotFoundError } from './errors.js';
-import { Acl, parsePolicy, type Policy } from './policy.js';
+import { InvalidRequestError, NotFoundError, PermissionDeniedError } from './errors.js';
+import { isPolicyName, policyName } from './names.js';
+import { Acl, type Capability, parsePolicy, type Policy } from './policy.js';
 
 const POLICY_PREFIX = 'sys/policy/';
 
@@ -38,7 +39,7 @@ export class PolicyStore {
   }
 
   async get(name: string): Promise<Policy> {
-    const n = normalizeName(name);
+    const n = policyName(name);
     if (n === 'root') return { name: 'root', raw: '', rules: [] };
     const cached = this.cache.get(n);
     if (cached) return cached;
@@ -50,7 +51,7 @@ export class PolicyStore {
   }
 
   async put(name: string, raw: string): Promise<void> {
-    const n = normalizeName(name);
+    const n = policyName(name);
     if (n === 'root') throw new InvalidRequestError('cannot update the root policy');
     const policy = await parsePolicy(n, raw);
     this.changed();
@@ -60,7 +61,7 @@ export class PolicyStore {
   }
 
   async delete(name: string): Promise<void> {
-    const n = normalizeName(name);
+    const n = policyName(name);
     if (n === 'root' || n === 'default') throw new InvalidRequestError(`cannot delete the ${n} policy`);
     this.changed();
     await this.barrier.delete(POLICY_PREFIX + n);
@@ -68,7 +69,11 @@ export class PolicyStore {
     this.changed();
   }
 
-  /** The ACL for a set of policy names; unknown names grant nothing (as in Vault). */
+  /**
+   * The ACL for a set of policy names; unknown names grant nothing (as in Vault), and so do names
+   * that are not canonical (a token made before names were checked may hold one): "Admin" is not
+   * a spelling of "admin".
+   */
   async aclFor(names: readonly string[]): Promise<Acl> {
     if (names.includes('root')) return new Acl([], true);
     const key = names.join('\u0000');
@@ -76,7 +81,7 @@ export class PolicyStore {
     if (cached) return cached;
     const before = this.changes;
     const policies: Policy[] = [];
-    for (const name of names) {
+    for (const name of names.filter(isPolicyName)) {
       try {
         policies.push(await this.get(name));
       } catch (err) {
@@ -89,6 +94,19 @@ export class PolicyStore {
     return acl;
   }
 
+  /**
+   * Throws PermissionDeniedError unless `policies` grant `capability` (with sudo if asked) on every
+   * one of `paths`: the spellings a request may use for one thing, of which the ACL check before
+   * the route saw only the one sent. A rule written for another spelling then still applies.
+   */
+  async requireOnEvery(policies: readonly string[], paths: readonly string[], capability: Capability, sudo: boolean): Promise<void> {
+    const acl = await this.aclFor(policies);
+    const refused = paths.find((path) => !acl.allows(path, capability, sudo));
+    if (refused !== undefined) {
+      throw new PermissionDeniedError(`the token's policies (${policies.join(', ')}) do not grant ${sudo ? `${capability} with sudo` : capability} on "${refused}", which names the same thing as this request's path`);
+    }
+  }
+
   clear(): void {
     this.cache.clear();
     this.changed();
@@ -98,10 +116,4 @@ export class PolicyStore {
     this.changes++;
     this.acls.clear();
   }
-}
-
-function normalizeName(name: string): string {
-  const n = name.trim().toLowerCase();
-  if (!/^[a-z0-9][a-z0-9_.@-]{0,127}$/.test(n)) throw new InvalidRequestError(`invalid policy name "${name}"`);
-  return n;
 }

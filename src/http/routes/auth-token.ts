@@ -2,17 +2,23 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Core } from '../../core/core.js';
 import { InvalidRequestError, PermissionDeniedError } from '../../core/errors.js';
 import { optionalBool } from '../../core/fields.js';
+import { policyName } from '../../core/names.js';
 import { parseDuration } from '../../core/rotation.js';
 import type { CreateTokenRequest, TokenEntry } from '../../core/token-store.js';
 import { envelope } from '../envelope.js';
 
 type Body = Record<string, unknown>;
 
-function stringList(v: unknown, field: string): string[] | undefined {
+/**
+ * The policy names a token create request asks for: a list of strings or one comma-separated
+ * string. Each name must be canonical as given, as everywhere else: the subset check against the
+ * parent's policies and the ACL both take a name as the string it is, so a policy has one spelling.
+ */
+function policyList(v: unknown): string[] | undefined {
   if (v === undefined || v === null) return undefined;
-  if (typeof v === 'string') return v.split(',').map((s) => s.trim()).filter(Boolean);
-  if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v as string[];
-  throw new InvalidRequestError(`${field} must be a list of strings`);
+  const names = typeof v === 'string' ? (v === '' ? [] : v.split(',')) : v;
+  if (!Array.isArray(names) || !names.every((x) => typeof x === 'string')) throw new InvalidRequestError('policies must be a list of strings');
+  return names.map(policyName);
 }
 
 function optionalSeconds(v: unknown, field: string): number | undefined {
@@ -32,7 +38,7 @@ function createRequest(b: Body, orphan: boolean): CreateTokenRequest {
   const numUses = b.num_uses === undefined ? undefined : Number(b.num_uses);
   if (numUses !== undefined && (!Number.isInteger(numUses) || numUses < 0)) throw new InvalidRequestError('num_uses must be a non-negative integer');
   return {
-    policies: stringList(b.policies, 'policies'),
+    policies: policyList(b.policies),
     ttl: optionalSeconds(b.ttl, 'ttl'),
     explicit_max_ttl: optionalSeconds(b.explicit_max_ttl, 'explicit_max_ttl'),
     num_uses: numUses,

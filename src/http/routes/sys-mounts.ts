@@ -1,6 +1,8 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Core } from '../../core/core.js';
 import type { MountEntry } from '../../core/mounts.js';
+import { mountPath, requestSpellings } from '../../core/names.js';
+import type { Capability } from '../../core/policy.js';
 import { envelope, sysReply } from '../envelope.js';
 import { HttpError } from '../errors.js';
 
@@ -36,6 +38,17 @@ function describe(m: MountEntry): Record<string, unknown> {
   };
 }
 
+/**
+ * The stored mount path (`kv/`) a sys/mounts/<path> request names, once the token is allowed on
+ * both spellings of it: "kv" and "kv/" name one mount, but an ACL rule names only one of them.
+ */
+async function requestedMount(core: Core, req: FastifyRequest<{ Params: { '*': string } }>, capability: Capability): Promise<string> {
+  const path = mountPath(req.params['*']);
+  const aclPaths = requestSpellings(path).map((spelling) => `sys/mounts/${spelling}`);
+  await core.policies.requireOnEvery(req.tokenEntry!.policies, aclPaths, capability, false);
+  return path;
+}
+
 /** sys/mounts (list, enable, disable) and sys/internal/ui/mounts (which engine serves a path, as Vault's CLI asks). */
 export async function mountRoutes(app: FastifyInstance, opts: { core: Core }): Promise<void> {
   const { core } = opts;
@@ -51,13 +64,13 @@ export async function mountRoutes(app: FastifyInstance, opts: { core: Core }): P
     schema: { body: mountBody },
     handler: async (req, reply) => {
       const b = req.body;
-      await core.mount(req.params['*'], b.type, b.options?.version ?? '', b.description ?? '');
+      await core.mount(await requestedMount(core, req, 'update'), b.type, b.options?.version ?? '', b.description ?? '');
       return reply.code(204).send();
     },
   });
 
   app.delete<{ Params: { '*': string } }>('/v1/sys/mounts/*', async (req, reply) => {
-    await core.unmount(req.params['*']);
+    await core.unmount(await requestedMount(core, req, 'delete'));
     return reply.code(204).send();
   });
 
