@@ -28,7 +28,7 @@ export interface Service {
   close(): Promise<void>;
 }
 
-export async function openStorage(config: ServerConfig['storage'], env: NodeJS.ProcessEnv = process.env): Promise<StorageBackend> {
+export async function openStorage(config: ServerConfig['storage'], env: NodeJS.ProcessEnv = process.env, log?: Logger): Promise<StorageBackend> {
   if (config.type === 'inmem') return new InmemBackend();
   if (config.type === 'postgresql') {
     // pg is loaded only for this backend (about 150 ms of every other start).
@@ -43,7 +43,7 @@ export async function openStorage(config: ServerConfig['storage'], env: NodeJS.P
   }
   // Test-only: crash-consistency tests kill the process at a chosen write.
   const crashAt = env.KEYWARD_TEST_CRASH_AT_WRITE ? Number(env.KEYWARD_TEST_CRASH_AT_WRITE) : undefined;
-  return FileBackend.open(config.path!, { crashAtWrite: crashAt });
+  return FileBackend.open(config.path!, { crashAtWrite: crashAt, warn: log && ((message) => log.warn(message)) });
 }
 
 export function splitAddress(address: string): { host: string; port: number } {
@@ -53,7 +53,7 @@ export function splitAddress(address: string): { host: string; port: number } {
 }
 
 export async function startService(config: ServerConfig, log: Logger, opts: ServiceOptions = {}): Promise<Service> {
-  const storage = await openStorage(config.storage);
+  const storage = await openStorage(config.storage, process.env, log);
   const token = new Token(
     {
       lib: config.seal.lib,

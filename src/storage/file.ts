@@ -1,15 +1,26 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, fsync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmdirSync, truncateSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, type Dirent, fsync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmdirSync, truncateSync, unlinkSync, writeSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { type StorageBackend, type StorageOp, validateKey, validatePrefix } from './backend.js';
+import { type StorageBackend, StorageKeyError, type StorageOp, validateKey, validatePrefix } from './backend.js';
 import { fsyncPath } from './dir-sync.js';
 import { EntryCache } from './entry-cache.js';
 
 // Two journal slots, used in turn: a batch's entries are fsynced while the next batch's journal
 // is written to the other slot, so a slot is only overwritten once its batch is durable.
 const JOURNALS = ['journal-0', 'journal-1'] as const;
+
+/** The longest file name, in bytes, of the file systems keyward runs on (ext4, xfs, btrfs, tmpfs: NAME_MAX). */
+const NAME_MAX = 255;
+/** The longest path a system call takes, in bytes with its terminating NUL (Linux's PATH_MAX). */
+const PATH_MAX = 4096;
+/** How much of a long segment's encoding its hashed name keeps, for a person looking at the data directory. */
+const HASHED_NAME_HEAD = 128;
+/** A key header's largest size: keys are at most 1024 UTF-16 code units, so at most 3072 bytes of UTF-8, then a newline. */
+const KEY_HEADER_MAX = 3 * 1024 + 1;
+/** Not valid Unicode: encodeURIComponent throws on it, so such a key has no file name. */
+const UNPAIRED_SURROGATE = /\p{Cs}/u;
 
 export interface FileBackendOptions {
   /**
@@ -18,6 +29,8 @@ export interface FileBackendOptions {
    * names each write on stderr, that one included, before making it.
    */
   crashAtWrite?: number;
+  /** Where a warning at open goes (the service's log); a process warning when not given. */
+  warn?: (message: string) => void;
 }
 
 /** A journal slot: a 4-byte big-endian length, then this record as JSON (older bytes may follow). */
@@ -28,6 +41,13 @@ interface JournalRecord {
 }
 
 type QueuedOp = StorageOp | { kind: 'cas'; key: string; expected: Buffer; value: Buffer };
+
+/** Where an entry is stored. */
+interface EntryPath {
+  file: string;
+  /** The file starts with the entry's key and a newline: a name on its path is hashed, and list reads the name back from there. */
+  keyHeader: boolean;
+}
 
 interface Pending {
   ops: readonly QueuedOp[];
@@ -90,44 +110,48 @@ export class FileBackend implements StorageBackend {
   }
 
   async get(key: string): Promise<Buffer | undefined> {
-    validateKey(key);
     return this.readEntry(key);
   }
 
   async put(key: string, value: Buffer): Promise<void> {
-    validateKey(key);
     await this.submit([{ kind: 'put', key, value }]);
   }
 
   async delete(key: string): Promise<void> {
-    validateKey(key);
     await this.submit([{ kind: 'delete', key }]);
   }
 
   compareAndSwap(key: string, expected: Buffer, next: Buffer): Promise<boolean> {
-    validateKey(key);
     return this.submit([{ kind: 'cas', key, expected, value: next }]);
   }
 
   async transaction(ops: readonly StorageOp[]): Promise<void> {
-    for (const op of ops) validateKey(op.key);
     await this.submit(ops);
   }
 
   async list(prefix: string): Promise<string[]> {
     validatePrefix(prefix);
-    const dir = prefix === '' ? this.dataDir : join(this.dataDir, ...prefix.slice(0, -1).split('/').map(encodeSegment));
-    let names: import('node:fs').Dirent[];
+    requireUnicode(prefix);
+    const folders = prefix === '' ? [] : prefix.slice(0, -1).split('/');
+    const dir = join(this.dataDir, ...folders.map((segment) => nameOf(segment, false)));
+    let names: Dirent[];
     try {
       names = await readdir(dir, { withFileTypes: true });
     } catch (err) {
-      if (isCode(err, 'ENOENT') || isCode(err, 'ENOTDIR')) return [];
+      // A path too long for the system holds no entry: writes refuse such keys.
+      if (isCode(err, 'ENOENT') || isCode(err, 'ENOTDIR') || isCode(err, 'ENAMETOOLONG')) return [];
       throw err;
     }
     const out: string[] = [];
     for (const d of names) {
-      if (d.isDirectory()) out.push(`${decodeSegment(d.name)}/`);
-      else if (d.name.startsWith('_')) out.push(decodeSegment(d.name.slice(1)));
+      if (d.isDirectory()) {
+        const name = isHashed(d.name) ? keyBelow(join(dir, d.name))?.split('/')[folders.length] : decodeSegment(d.name);
+        // A hashed folder with no entry below (a crash between an entry's delete and its folder's) is empty: not listed.
+        if (name !== undefined) out.push(`${name}/`);
+      } else if (d.name.startsWith('_')) {
+        const name = isHashed(d.name) ? keyInHeader(join(dir, d.name))?.split('/')[folders.length] : decodeSegment(d.name.slice(1));
+        if (name !== undefined) out.push(name);
+      }
     }
     return out.sort();
   }
@@ -142,6 +166,9 @@ export class FileBackend implements StorageBackend {
   }
 
   private submit(ops: readonly QueuedOp[]): Promise<boolean> {
+    // Refused here, before any journal holds them: a journalled batch must always be applicable.
+    const refusal = this.refusalOf(ops);
+    if (refusal) return Promise.reject(refusal);
     if (this.failure) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => {
       this.queue.push({ ops, resolve, reject });
@@ -260,6 +287,14 @@ export class FileBackend implements StorageBackend {
    * whose entries may not be durable; a clean close leaves them empty). A slot that fails its
    * checksum was torn while being written, so its batch was never applied nor acknowledged, and
    * the batch it replaced was already durable: there is nothing to replay from it.
+   *
+   * A batch with a key this backend cannot store (see `entryPath`) is skipped, with a warning
+   * naming the key. Every write passes that same check before its journal is written, so such a
+   * batch was journalled by an earlier version, whose apply then failed on that key: it was never
+   * acknowledged, and skipping it loses nothing (re-applying the rest would leave half of it).
+   * (Or the data directory was moved to a longer path, from where that entry is out of reach anyway.)
+   * Any other failure still stops the open: an entry in the way, or a disk error, can hit a batch
+   * that was acknowledged, whose only copy may then be its journal.
    */
   private async replayJournal(): Promise<void> {
     const records: JournalRecord[] = [];
@@ -284,17 +319,27 @@ export class FileBackend implements StorageBackend {
     if (created) await fsyncPath(this.root);
     for (const record of records.sort((a, b) => a.seq - b.seq)) {
       this.seq = record.seq;
+      const refusal = this.refusalOf(record.ops);
+      if (refusal) {
+        const message = `file storage skipped journalled batch ${record.seq} at open: ${refusal.message}. It could never be applied, so it was never acknowledged.`;
+        if (this.options.warn) this.options.warn(message);
+        else process.emitWarning(message, { code: 'KEYWARD_JOURNAL_BATCH_SKIPPED' });
+        continue;
+      }
       this.apply(record.ops.map((op) => (op.kind === 'put' ? { kind: 'put', key: op.key, value: Buffer.from(op.value ?? '', 'base64') } : { kind: 'delete', key: op.key })));
     }
     await this.syncApplied();
   }
 
+  /** The entry's value; a key not in the cache is checked first (a cached one passed that check). */
   private readEntry(key: string): Buffer | undefined {
     const cached = this.cache.get(key);
     if (cached !== undefined) return cached ?? undefined;
+    const { file, keyHeader } = this.entryPath(key);
     let value: Buffer | null;
     try {
-      value = readFileSync(this.fileOf(key));
+      const stored = readFileSync(file);
+      value = keyHeader ? stored.subarray(stored.indexOf(0x0a) + 1) : stored;
     } catch (err) {
       if (!isCode(err, 'ENOENT') && !isCode(err, 'ENOTDIR')) throw err;
       value = null;
@@ -304,15 +349,16 @@ export class FileBackend implements StorageBackend {
   }
 
   private writeEntry(key: string, value: Buffer): void {
-    const file = this.fileOf(key);
+    const { file, keyHeader } = this.entryPath(key);
     const dir = dirname(file);
     const created = mkdirSync(dir, { recursive: true, mode: 0o700 });
     // New folders need their parents' entries fsynced too.
     if (created) for (let d = dir; d.length >= created.length; d = dirname(d)) this.unsyncedDirs.add(dirname(d));
     const tmp = join(this.tmpDir, randomBytes(12).toString('hex'));
     const fd = openSync(tmp, 'w', 0o600);
+    const stored = keyHeader ? Buffer.concat([Buffer.from(`${key}\n`), value]) : value;
     try {
-      for (let off = 0; off < value.length; ) off += writeSync(fd, value, off);
+      for (let off = 0; off < stored.length; ) off += writeSync(fd, stored, off);
       this.beforeWrite(`rename ${key}`);
       renameSync(tmp, file);
     } catch (err) {
@@ -325,7 +371,7 @@ export class FileBackend implements StorageBackend {
   }
 
   private removeEntry(key: string): void {
-    const file = this.fileOf(key);
+    const { file } = this.entryPath(key);
     this.beforeWrite(`delete ${key}`);
     try {
       unlinkSync(file);
@@ -357,16 +403,86 @@ export class FileBackend implements StorageBackend {
     if (this.writes === this.options.crashAtWrite) process.kill(process.pid, 'SIGKILL');
   }
 
-  private fileOf(key: string): string {
-    const segments = key.split('/').map(encodeSegment);
-    const leaf = segments.pop()!;
-    return join(this.dataDir, ...segments, `_${leaf}`);
+  /**
+   * Where `key`'s entry is stored; a StorageKeyError (400) for a key the file system cannot hold.
+   * Names are bounded (see `nameOf`), so only a whole path past PATH_MAX is refused: a deep key
+   * of many multi-byte segments.
+   */
+  private entryPath(key: string): EntryPath {
+    validateKey(key);
+    requireUnicode(key);
+    const segments = key.split('/');
+    const names = segments.map((segment, i) => nameOf(segment, i === segments.length - 1));
+    const file = join(this.dataDir, ...names);
+    const bytes = Buffer.byteLength(file);
+    if (bytes >= PATH_MAX) {
+      throw new StorageKeyError(`storage path "${key}" is too long for file storage: its file's path would be ${bytes} bytes, and the system takes at most ${PATH_MAX - 1}`);
+    }
+    return { file, keyHeader: names.some(isHashed) };
+  }
+
+  /** The refusal of the first key among `ops` this backend cannot store, if any. */
+  private refusalOf(ops: readonly { key: string }[]): StorageKeyError | undefined {
+    try {
+      for (const op of ops) this.entryPath(op.key);
+      return undefined;
+    } catch (err) {
+      if (err instanceof StorageKeyError) return err;
+      throw err;
+    }
   }
 }
 
 // Folder names are encoded so that no key can name a path outside the data directory or collide with "_" leaves.
 function encodeSegment(segment: string): string {
   return encodeURIComponent(segment).replace(/^_/, '%5F').replace(/\*/g, '%2A');
+}
+
+/**
+ * A segment's file name: "_" before a leaf, then the segment encoded. When that is longer than a
+ * file name can be, the encoding is cut and "#" and the SHA-256 of the whole segment follow: "#"
+ * is always percent-encoded, so a hashed name never equals an encoded one, and names that fit
+ * are unchanged (entries written before hashing existed stay where they are). A hash cannot be
+ * decoded, so every entry with a hashed name on its path starts with its key (a key header),
+ * which is where list reads a hashed name back: no other file to keep in step with the entry.
+ */
+function nameOf(segment: string, leaf: boolean): string {
+  const encoded = encodeSegment(segment);
+  const mark = leaf ? '_' : '';
+  if (mark.length + encoded.length <= NAME_MAX) return mark + encoded;
+  // Cut before a split percent escape, so the kept head still decodes.
+  const head = encoded.slice(0, HASHED_NAME_HEAD).replace(/%[0-9A-F]?$/, '');
+  return `${mark}${head}#${createHash('sha256').update(segment).digest('hex')}`;
+}
+
+function requireUnicode(path: string): void {
+  if (UNPAIRED_SURROGATE.test(path)) throw new StorageKeyError(`storage path "${path}" is not valid Unicode (it has an unpaired surrogate)`);
+}
+
+function isHashed(name: string): boolean {
+  return name.includes('#');
+}
+
+/** The key an entry file's header names, or undefined for a file without one. */
+function keyInHeader(file: string): string | undefined {
+  const head = Buffer.alloc(KEY_HEADER_MAX);
+  const fd = openSync(file, 'r');
+  try {
+    const end = head.subarray(0, readSync(fd, head, 0, head.length, 0)).indexOf(0x0a);
+    return end === -1 ? undefined : head.toString('utf8', 0, end);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The key of some entry below `dir` (a hashed folder, so every entry below has a key header), or undefined if it holds none. */
+function keyBelow(dir: string): string | undefined {
+  for (const d of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, d.name);
+    const key = d.isDirectory() ? keyBelow(path) : d.name.startsWith('_') ? keyInHeader(path) : undefined;
+    if (key !== undefined) return key;
+  }
+  return undefined;
 }
 
 function decodeSegment(name: string): string {

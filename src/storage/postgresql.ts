@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { childrenOf, NotActiveError, type StorageBackend, type StorageOp, StorageUnavailableError, validateKey, validatePrefix } from './backend.js';
+import { childrenOf, NotActiveError, type StorageBackend, StorageKeyError, type StorageOp, StorageUnavailableError, validateKey, validatePrefix } from './backend.js';
 import { PostgresHa } from './postgresql-ha.js';
 
 export interface PostgresOptions {
@@ -15,6 +15,14 @@ export interface PostgresOptions {
 }
 
 type Queryable = Pick<pg.Pool, 'query'>;
+
+/**
+ * The longest key, in bytes of UTF-8, the primary key's btree index takes whatever the key holds:
+ * an index entry is at most 2704 bytes on 8 KiB pages, less its 8-byte header and the text's
+ * 4-byte length. Past it an insert fails unless the key happens to compress, so longer keys are
+ * refused before their statement. Only multi-byte keys reach it (keys are at most 1024 characters).
+ */
+const MAX_KEY_BYTES = 2692;
 
 // Connection-level failures worth retrying: refused or reset sockets, server shutting down or starting.
 const TRANSIENT_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', '57P01', '57P02', '57P03', '08000', '08001', '08003', '08006']);
@@ -62,18 +70,18 @@ export class PostgresBackend implements StorageBackend {
   }
 
   async get(key: string): Promise<Buffer | undefined> {
-    validateKey(key);
+    checkKey(key);
     const r = await this.retry(() => this.pool.query<{ value: Buffer }>(`SELECT value FROM ${this.table} WHERE path = $1`, [key]));
     return r.rows[0]?.value;
   }
 
   async put(key: string, value: Buffer): Promise<void> {
-    validateKey(key);
+    checkNewKey(key);
     await this.write(false, (q) => q.query(this.upsertSql(), [key, value]));
   }
 
   async delete(key: string): Promise<void> {
-    validateKey(key);
+    checkKey(key);
     await this.write(false, (q) => q.query(`DELETE FROM ${this.table} WHERE path = $1`, [key]));
   }
 
@@ -89,7 +97,10 @@ export class PostgresBackend implements StorageBackend {
   }
 
   async transaction(ops: readonly StorageOp[]): Promise<void> {
-    for (const op of ops) validateKey(op.key);
+    for (const op of ops) {
+      if (op.kind === 'put') checkNewKey(op.key);
+      else checkKey(op.key);
+    }
     await this.write(true, async (q) => {
       for (const op of ops) {
         if (op.kind === 'put') await q.query(this.upsertSql(), [op.key, op.value]);
@@ -99,7 +110,8 @@ export class PostgresBackend implements StorageBackend {
   }
 
   async compareAndSwap(key: string, expected: Buffer, next: Buffer): Promise<boolean> {
-    validateKey(key);
+    // Only updates a row that exists, whose key the index already holds.
+    checkKey(key);
     const r = await this.write(false, (q) => q.query(`UPDATE ${this.table} SET value = $3 WHERE path = $1 AND value = $2`, [key, expected, next]));
     return r.rowCount === 1;
   }
@@ -166,6 +178,21 @@ export class PostgresBackend implements StorageBackend {
         delay = Math.min(delay * 2, 1000);
       }
     }
+  }
+}
+
+/** validateKey, and no unpaired surrogate: sent as UTF-8 it becomes U+FFFD, so two keys would share one row. */
+function checkKey(key: string): void {
+  validateKey(key);
+  if (/\p{Cs}/u.test(key)) throw new StorageKeyError(`storage path "${key}" is not valid Unicode (it has an unpaired surrogate)`);
+}
+
+/** checkKey, and a key the index can take for a new row. */
+function checkNewKey(key: string): void {
+  checkKey(key);
+  const bytes = Buffer.byteLength(key);
+  if (bytes > MAX_KEY_BYTES) {
+    throw new StorageKeyError(`storage path "${key}" is too long for PostgreSQL storage: it is ${bytes} bytes of UTF-8, and the table's index takes at most ${MAX_KEY_BYTES}`);
   }
 }
 
