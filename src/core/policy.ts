@@ -142,4 +142,23 @@ export class Acl {
     const caps = this.capabilities(path);
     return caps.includes(capability) && (!sudo || caps.includes('sudo'));
   }
+
+  /** Whether some rule grants something other than deny on a path below `prefix` (a mount path, ending in "/"), as Vault asks before describing a mount. */
+  grantsBelow(prefix: string): boolean {
+    return this.root || this.rules.some((r) => [...r.capabilities].some((c) => c !== 'deny') && reachesBelow(r.pattern, prefix));
+  }
+}
+
+/** Whether `pattern` can match a path below `prefix` ("team/kv/"): segment by segment, `+` taking any one, a glob any rest. */
+function reachesBelow(pattern: string, prefix: string): boolean {
+  const glob = pattern.endsWith('*');
+  const pat = (glob ? pattern.slice(0, -1) : pattern).split('/');
+  const pre = prefix.slice(0, -1).split('/');
+  for (let i = 0; i < pre.length; i++) {
+    const p = pat[i];
+    if (p === undefined) return false;
+    if (glob && i === pat.length - 1) return pre[i]!.startsWith(p);
+    if (p !== '+' && p !== pre[i]) return false;
+  }
+  return glob || pat.length > pre.length;
 }

@@ -16,6 +16,8 @@ declare module 'fastify' {
     access?: RouteAccess;
     /** An unauthenticated endpoint that takes key shares: rate limited per client. */
     quorum?: boolean;
+    /** A GET that answers `?list=true` with a listing, and so needs `list` rather than `read` for it. */
+    lists?: boolean;
   }
   interface FastifyRequest {
     tokenEntry?: TokenEntry;
@@ -60,8 +62,9 @@ async function capabilityFor(core: Core, req: FastifyRequest, path: string): Pro
   switch (req.method) {
     case 'GET':
     case 'HEAD': {
+      // Elsewhere ?list=true changes nothing the route answers, so it cannot trade read for list.
       const list = (req.query as Record<string, string | undefined>).list;
-      return list === 'true' || list === '1' ? 'list' : 'read';
+      return req.routeOptions.config.lists && (list === 'true' || list === '1') ? 'list' : 'read';
     }
     case 'DELETE':
       return 'delete';

@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { Logger } from 'pino';
-import secureJson from 'secure-json-parse';
 import { LISTENER_LIMITS, type ListenerLimits } from '../config/config.js';
 import type { Core } from '../core/core.js';
 import { registerAudit } from './audit-hooks.js';
 import { guard } from './auth.js';
 import { ClientRateLimiter } from './rate-limit.js';
 import { HttpError, toErrorReply } from './errors.js';
+import { parseJsonBody } from './json-body.js';
 import { tokenRoutes } from './routes/auth-token.js';
 import { logicalRoutes } from './routes/logical.js';
 import { mountRoutes } from './routes/sys-mounts.js';
@@ -19,6 +19,7 @@ import { auditRoutes } from './routes/sys-audit.js';
 import { sealRoutes } from './routes/sys-seal.js';
 import { haRoutes } from './routes/sys-ha.js';
 import { NODE_HEADER, StandbyRouter } from './standby.js';
+import { unsupportedHeaderError } from './unsupported-headers.js';
 import { UnknownTermError } from '../barrier/errors.js';
 import { NotActiveError } from '../storage/backend.js';
 
@@ -67,7 +68,7 @@ export function buildHttpServer(core: Core, opts: HttpOptions): FastifyInstance 
     frameworkErrors: (err, _req, reply) => {
       const r = reply as unknown as FastifyReply;
       if (r.raw.socket) answeredAndClosing.add(r.raw.socket);
-      void r.header(NODE_HEADER, core.nodeId).code(400).header('Connection', 'close').send({ errors: [`malformed request: ${err.message}`] });
+      void r.header(NODE_HEADER, core.nodeId).header('Cache-Control', 'no-store').code(400).header('Connection', 'close').send({ errors: [`malformed request: ${err.message}`] });
     },
     // Bytes left on a connection we already answered and are closing are not a new request, and
     // nothing may be written while a reply is going out on the socket (a GET's unannounced body
@@ -92,13 +93,10 @@ export function buildHttpServer(core: Core, opts: HttpOptions): FastifyInstance 
   // Vault clients send JSON with any content type (or none) and often an empty body.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => {
-    const text = body as string;
-    if (text.trim() === '') return done(null, undefined);
     try {
-      // secure-json-parse refuses __proto__ and constructor.prototype keys (prototype poisoning).
-      done(null, secureJson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' }));
+      done(null, parseJsonBody(body as string));
     } catch (err) {
-      done(new HttpError(400, `failed to parse JSON input: ${(err as Error).message}`), undefined);
+      done(err as Error, undefined);
     }
   });
 
@@ -123,7 +121,10 @@ export function buildHttpServer(core: Core, opts: HttpOptions): FastifyInstance 
   const limiter = new ClientRateLimiter(opts.quorumRateLimit?.burst, opts.quorumRateLimit?.perSecond);
   const authorize = guard(core);
   app.addHook('onRequest', (req, reply, done) => {
-    reply.header(NODE_HEADER, core.nodeId);
+    // Replies carry secrets, tokens and shares: no cache may keep them (Vault sends the same).
+    reply.header(NODE_HEADER, core.nodeId).header('Cache-Control', 'no-store');
+    const unsupported = unsupportedHeaderError(req);
+    if (unsupported) return done(unsupported);
     if (standby.takes(req)) return void standby.sendToActive(req, reply).catch(done);
     if (req.is404) return done();
     if (req.routeOptions.config.quorum) {

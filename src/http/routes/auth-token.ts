@@ -151,7 +151,7 @@ export async function tokenRoutes(app: FastifyInstance, opts: { core: Core }): P
     return reply.code(204).send();
   });
 
-  app.get('/v1/auth/token/accessors', async (req) => {
+  app.get('/v1/auth/token/accessors', { config: { lists: true } }, async (req) => {
     const q = req.query as Record<string, string | undefined>;
     if (q.list !== 'true' && q.list !== '1') throw new InvalidRequestError('list accessors with GET ?list=true');
     return envelope(req.id, { keys: await tokens.listAccessors() });

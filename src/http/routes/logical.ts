@@ -45,5 +45,5 @@ export async function logicalRoutes(app: FastifyInstance, opts: { core: Core }):
     return reply.code(result.status ?? 200).send(payload);
   };
 
-  app.route({ method: ['GET', 'PUT', 'POST', 'DELETE', 'PATCH'], url: '/v1/*', handler });
+  app.route({ method: ['GET', 'PUT', 'POST', 'DELETE', 'PATCH'], url: '/v1/*', config: { lists: true }, handler });
 }

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Core } from '../../core/core.js';
+import { PermissionDeniedError } from '../../core/errors.js';
 import type { MountEntry } from '../../core/mounts.js';
 import { mountPath, requestSpellings } from '../../core/names.js';
 import type { Capability } from '../../core/policy.js';
@@ -76,7 +77,12 @@ export async function mountRoutes(app: FastifyInstance, opts: { core: Core }): P
 
   app.get<{ Params: { '*': string } }>('/v1/sys/internal/ui/mounts/*', { config: { access: 'any-token' } }, async (req) => {
     const routed = core.router.route(req.params['*']);
-    if (!routed) throw new HttpError(404, `no secrets engine is mounted at "${req.params['*']}"`);
+    // Vault's answer to a token with nothing under the mount: the same 403 whether it exists or not.
+    const acl = await core.policies.aclFor(req.tokenEntry!.policies);
+    if (!routed || !acl.grantsBelow(routed.mount.path)) {
+      if (!acl.root) throw new PermissionDeniedError(`the token's policies grant nothing under "${req.params['*']}"`);
+      throw new HttpError(404, `no secrets engine is mounted at "${req.params['*']}"`);
+    }
     return envelope(req.id, { path: routed.mount.path, ...describe(routed.mount) });
   });
 }

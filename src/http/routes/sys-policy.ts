@@ -40,7 +40,7 @@ export async function policyRoutes(app: FastifyInstance, opts: { core: Core }): 
   app.route({ method: write, url: '/v1/sys/policy/:name', handler: put });
   app.delete('/v1/sys/policy/:name', remove);
 
-  app.get('/v1/sys/policies/acl', async (req) => envelope(req.id, { keys: await policies.list() }));
+  app.get('/v1/sys/policies/acl', { config: { lists: true } }, async (req) => envelope(req.id, { keys: await policies.list() }));
   app.get('/v1/sys/policies/acl/:name', async (req: Named) => {
     const p = await policies.get(req.params.name);
     return envelope(req.id, { name: p.name, policy: p.raw });
