@@ -107,6 +107,24 @@ describe('security review: list, mount disclosure, caching, JSON depth, unsuppor
     expect((await call(base, 'GET', 'secret/deep', { token: root })).status).toBe(200);
   });
 
+  it('names the request path in errors about stored data, never the storage path or the mount UUID', async () => {
+    const { uuid } = (await call(base, 'GET', 'sys/mounts', { token: root })).body.data['secret/'];
+    await call(base, 'PUT', 'secret/tampered', { token: root, body: { v: 1 } });
+    const key = `logical/${uuid}/tampered`;
+    const stored = (await kw.service.storage.get(key))!;
+    stored[stored.length - 1]! ^= 1;
+    await kw.service.storage.put(key, stored);
+    const res = await call(base, 'GET', 'secret/tampered', { token: root });
+    expect(res.status).toBe(500);
+    expect(res.body.errors).toEqual(['the data stored for "secret/tampered" failed its integrity check; see the server log']);
+    const tooLong = await call(base, 'PUT', `secret/${'x'.repeat(1100)}`, { token: root, body: { v: 1 } });
+    expect(tooLong.status).toBe(400);
+    for (const body of [res.body, tooLong.body]) {
+      expect(JSON.stringify(body)).not.toContain(uuid);
+      expect(JSON.stringify(body)).not.toContain('logical/');
+    }
+  });
+
   it('refuses X-Vault-Wrap-TTL and a namespace other than root rather than ignore them', async () => {
     const wrapped = await call(base, 'GET', 'secret/a', { token: root, headers: { 'X-Vault-Wrap-TTL': '60s' } });
     expect(wrapped.status).toBe(400);

@@ -53,7 +53,7 @@ describe('file storage limits over HTTP: long and multi-byte paths are stored or
   });
 
   it('answers 400 saying why for paths storage cannot hold, writes nothing of them, and takes the next write', async () => {
-    await expectError(await call(base, 'PUT', `secret/${'€'.repeat(1000)}`, { token: root, body: { v: 1 } }), 400, /storage path longer than 1024 characters/);
+    await expectError(await call(base, 'PUT', `secret/${'€'.repeat(1000)}`, { token: root, body: { v: 1 } }), 400, /^cannot store "secret\/€+": its storage path is longer than 1024 characters$/);
     const deep = Array.from({ length: 450 }, () => '€').join('/');
     await expectError(await call(base, 'PUT', `secret/${deep}`, { token: root, body: { v: 1 } }), 400, /is too long for file storage: its file's path would be \d+ bytes, and the system takes at most 4095/);
     await expectError(await call(base, 'PUT', 'secret/a%00b', { token: root, body: { v: 1 } }), 400, /control characters/);
@@ -67,7 +67,11 @@ describe('file storage limits over HTTP: long and multi-byte paths are stored or
       if (tail >= 1 && tail < 255) path = `${head}/${'a'.repeat(tail)}`;
     }
     expect(Buffer.byteLength(plainPath(kw.dataDir, `logical/${uuid}/metadata/${path}`))).toBe(PATH_MAX);
-    await expectError(await call(base, 'POST', `kv2/data/${path}`, { token: root, body: { data: { v: 1 } } }), 400, /storage path "logical\/[^"]+\/versions\/.*" is too long for file storage/);
+    await expectError(await call(base, 'POST', `kv2/data/${path}`, { token: root, body: { data: { v: 1 } } }), 400, /^cannot store "kv2\/data\/[^"]+": its storage path is too long for file storage/);
+    // The answer names the request's path, never the storage path with the mount's UUID.
+    const refused = await call(base, 'POST', `kv2/data/${path}`, { token: root, body: { data: { v: 1 } } });
+    expect(JSON.stringify(refused.body)).not.toContain(uuid);
+    expect(JSON.stringify(refused.body)).not.toContain('logical/');
     expect((await call(base, 'GET', `kv2/metadata/${path}`, { token: root })).status).toBe(404);
 
     expect((await call(base, 'PUT', 'secret/normal', { token: root, body: { v: 'after' } })).status).toBe(204);

@@ -30,12 +30,17 @@ interface FastifyLikeError {
   validationContext?: string;
 }
 
-/** Maps any thrown error to Vault's status code and `{"errors": [...]}` body. */
-export function toErrorReply(err: unknown): ErrorReply {
+/**
+ * Maps any thrown error to Vault's status code and `{"errors": [...]}` body. Errors about stored
+ * entries name `requestPath` (the path under /v1/ the client asked for), never the storage path
+ * with its mount UUID; the server log keeps the details.
+ */
+export function toErrorReply(err: unknown, requestPath = ''): ErrorReply {
   const e = err as Error & FastifyLikeError;
   const client = (status: number, message?: string): ErrorReply => ({ status, errors: message ? [message] : [], serverFault: false });
   if (e instanceof HttpError) return client(e.status, e.message);
-  if (e instanceof InvalidRequestError || e instanceof NotInitializedError || e instanceof StorageKeyError || e instanceof ShamirError) {
+  if (e instanceof StorageKeyError) return client(400, `cannot store "${requestPath}": its storage path ${e.problem}`);
+  if (e instanceof InvalidRequestError || e instanceof NotInitializedError || e instanceof ShamirError) {
     return client(400, e.message);
   }
   if (e instanceof PermissionDeniedError) return client(403, e.message);
@@ -43,9 +48,8 @@ export function toErrorReply(err: unknown): ErrorReply {
   if (e instanceof SealedError) return client(503, e.message);
   if (e instanceof NotActiveError) return client(503, `${e.message}; retry`);
   if (e instanceof TokenUnavailableError || e instanceof StorageUnavailableError) return { status: 503, errors: [e.message], serverFault: true };
-  if (e instanceof IntegrityError || e instanceof UnknownTermError || e instanceof AuditFailedError) {
-    return { status: 500, errors: [e.message], serverFault: true };
-  }
+  if (e instanceof IntegrityError) return { status: 500, errors: [`the data stored for "${requestPath}" failed its integrity check; see the server log`], serverFault: true };
+  if (e instanceof UnknownTermError || e instanceof AuditFailedError) return { status: 500, errors: [e.message], serverFault: true };
   if (e instanceof TokenError) return { status: 500, errors: [e.message], serverFault: true };
   if (e.validation) return client(400, validationMessage(e));
   if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return client(413, 'request body is larger than the 1 MiB limit');

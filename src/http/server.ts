@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { LISTENER_LIMITS, type ListenerLimits } from '../config/config.js';
 import type { Core } from '../core/core.js';
 import { registerAudit } from './audit-hooks.js';
-import { guard } from './auth.js';
+import { apiPath, guard } from './auth.js';
 import { ClientRateLimiter } from './rate-limit.js';
 import { HttpError, toErrorReply } from './errors.js';
 import { parseJsonBody } from './json-body.js';
@@ -146,7 +146,7 @@ export function buildHttpServer(core: Core, opts: HttpOptions): FastifyInstance 
     if ((err instanceof NotActiveError || err instanceof UnknownTermError) && standby.mayRetryOnActive(req)) {
       return standby.sendToActive(req, reply);
     }
-    const out = toErrorReply(err);
+    const out = toErrorReply(err, apiPath(req));
     if (out.serverFault) req.log.error({ err, reqId: req.id }, 'request failed');
     return reply.code(out.status).send({ errors: out.errors });
   });

@@ -72,6 +72,13 @@ export class NotActiveError extends Error {
 /** A storage key that cannot name an entry (empty segment, `.`/`..`, control characters). */
 export class StorageKeyError extends Error {
   override readonly name = 'StorageKeyError';
+  /** `problem` says what is wrong without naming the key, so the HTTP layer can name the request path instead. */
+  constructor(
+    readonly key: string,
+    readonly problem: string,
+  ) {
+    super(`storage path "${key}" ${problem}`);
+  }
 }
 
 // Non-empty segments without control characters; then no "." or ".." segment. Two regex tests,
@@ -88,17 +95,17 @@ export class StorageUnavailableError extends Error {
 }
 
 export function validateKey(key: string): void {
-  if (key.length > 1024) throw new StorageKeyError('storage path longer than 1024 characters');
+  if (key.length > 1024) throw new StorageKeyError(key, 'is longer than 1024 characters');
   if (!WELL_FORMED.test(key) || DOT_SEGMENT.test(key)) {
-    if (key.length === 0) throw new StorageKeyError('empty storage path');
-    if (/[\u0000-\u001f\u007f]/.test(key)) throw new StorageKeyError('storage path contains control characters');
-    throw new StorageKeyError(`storage path "${key}" has an empty, "." or ".." segment`);
+    if (key.length === 0) throw new StorageKeyError(key, 'is empty');
+    if (/[\u0000-\u001f\u007f]/.test(key)) throw new StorageKeyError(key, 'contains control characters');
+    throw new StorageKeyError(key, 'has an empty, "." or ".." segment');
   }
 }
 
 export function validatePrefix(prefix: string): void {
   if (prefix === '') return;
-  if (!prefix.endsWith('/')) throw new StorageKeyError(`list prefix "${prefix}" must end with "/"`);
+  if (!prefix.endsWith('/')) throw new StorageKeyError(prefix, 'is listed as a folder but does not end with "/"');
   validateKey(prefix.slice(0, -1));
 }
 

@@ -416,7 +416,7 @@ export class FileBackend implements StorageBackend {
     const file = join(this.dataDir, ...names);
     const bytes = Buffer.byteLength(file);
     if (bytes >= PATH_MAX) {
-      throw new StorageKeyError(`storage path "${key}" is too long for file storage: its file's path would be ${bytes} bytes, and the system takes at most ${PATH_MAX - 1}`);
+      throw new StorageKeyError(key, `is too long for file storage: its file's path would be ${bytes} bytes, and the system takes at most ${PATH_MAX - 1}`);
     }
     return { file, keyHeader: names.some(isHashed) };
   }
@@ -456,7 +456,7 @@ function nameOf(segment: string, leaf: boolean): string {
 }
 
 function requireUnicode(path: string): void {
-  if (UNPAIRED_SURROGATE.test(path)) throw new StorageKeyError(`storage path "${path}" is not valid Unicode (it has an unpaired surrogate)`);
+  if (UNPAIRED_SURROGATE.test(path)) throw new StorageKeyError(path, 'is not valid Unicode (it has an unpaired surrogate)');
 }
 
 function isHashed(name: string): boolean {

@@ -184,7 +184,7 @@ export class PostgresBackend implements StorageBackend {
 /** validateKey, and no unpaired surrogate: sent as UTF-8 it becomes U+FFFD, so two keys would share one row. */
 function checkKey(key: string): void {
   validateKey(key);
-  if (/\p{Cs}/u.test(key)) throw new StorageKeyError(`storage path "${key}" is not valid Unicode (it has an unpaired surrogate)`);
+  if (/\p{Cs}/u.test(key)) throw new StorageKeyError(key, 'is not valid Unicode (it has an unpaired surrogate)');
 }
 
 /** checkKey, and a key the index can take for a new row. */
@@ -192,7 +192,7 @@ function checkNewKey(key: string): void {
   checkKey(key);
   const bytes = Buffer.byteLength(key);
   if (bytes > MAX_KEY_BYTES) {
-    throw new StorageKeyError(`storage path "${key}" is too long for PostgreSQL storage: it is ${bytes} bytes of UTF-8, and the table's index takes at most ${MAX_KEY_BYTES}`);
+    throw new StorageKeyError(key, `is too long for PostgreSQL storage: it is ${bytes} bytes of UTF-8, and the table's index takes at most ${MAX_KEY_BYTES}`);
   }
 }
 
