@@ -9,10 +9,10 @@ export const MIN_MAX_OPERATIONS = 1_000_000;
 export const MAX_MAX_OPERATIONS = 3_865_470_566;
 export const MIN_INTERVAL_SECONDS = 24 * 3600;
 
-/** Parses Vault-style durations: seconds as a number or digits, or "720h", "1h30m", "90s". */
 /** The longest duration taken: longer ones would overflow a millisecond timestamp's safe integers. */
 export const MAX_DURATION_SECONDS = Math.floor((Number.MAX_SAFE_INTEGER - Date.UTC(3000, 0)) / 1000);
 
+/** Parses Vault-style durations: seconds as a number or digits, or "720h", "1h30m", "90s". */
 export function parseDuration(v: unknown, field: string): number {
   let seconds: number | undefined;
   if (typeof v === 'number' && Number.isInteger(v) && v >= 0) seconds = v;
