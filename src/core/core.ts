@@ -123,7 +123,7 @@ export class Core {
     this.tokens = new TokenStore(this.barrier, opts.now, opts.tokenTtls);
     this.policies = new PolicyStore(this.barrier);
     this.mounts = new MountTable(this.barrier);
-    this.router = new LogicalRouter(this.barrier, this.mounts);
+    this.router = new LogicalRouter(this.barrier, this.mounts, opts.now);
     this.rekey = new Rekeyer({
       barrier: this.barrier,
       token: this.token,

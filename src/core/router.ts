@@ -19,6 +19,8 @@ export class LogicalRouter {
   constructor(
     private readonly barrier: SecurityBarrier,
     private readonly mounts: MountTable,
+    /** The engines' clock (KV v2's version times and deletions); injectable for tests. */
+    private readonly now: () => number = () => Date.now(),
   ) {}
 
   route(path: string): Routed | undefined {
@@ -27,7 +29,7 @@ export class LogicalRouter {
     let engine = this.engines.get(mount.uuid);
     if (!engine) {
       const view = new BarrierView(this.barrier, `logical/${mount.uuid}/`);
-      engine = mount.options.version === '2' ? new KvV2(view) : new KvV1(view);
+      engine = mount.options.version === '2' ? new KvV2(view, this.now) : new KvV1(view);
       this.engines.set(mount.uuid, engine);
     }
     return { mount, engine, path: path.slice(mount.path.length) };
