@@ -131,6 +131,65 @@ describe(`HTTP fuzzing (${RUNS} cases): never a 5xx for bad input, invariants ho
     expect(answered).toBe(RUNS);
   }, 600_000);
 
+  it('random token trees and policy writes: no 5xx, no lifetime past the maximum, no name taken in another spelling', async () => {
+    await call(base, 'PUT', 'sys/policy/guarded', { token: root, body: { policy: 'path "secret/kept" {\n  capabilities = ["read"]\n}\n' } });
+    await call(base, 'PUT', 'sys/policy/admin', {
+      token: root,
+      body: { policy: 'path "auth/token/create" {\n  capabilities = ["update"]\n}\npath "sys/policy/*" {\n  capabilities = ["create", "read", "update", "delete", "list"]\n}\npath "sys/policy/guarded" {\n  capabilities = ["deny"]\n}\npath "sys/policy/admin" {\n  capabilities = ["deny"]\n}\npath "secret/*" {\n  capabilities = ["read"]\n}\n' },
+    });
+    const admin = (await call(base, 'POST', 'auth/token/create', { token: root, body: { policies: ['admin'] } })).body.auth.client_token as string;
+    const guardedBefore = (await call(base, 'GET', 'sys/policy/guarded', { token: root })).body.data;
+    const duration = fc.oneof(fc.integer({ min: -5, max: 10 * 768 * 3600 }), fc.constantFrom(0, 1e20, -1e20, 1.5, '1h', '999999999h', '0', '', 'abc', '1e20', null, true));
+    const name = fc.oneof(fc.constantFrom('guarded', 'GUARDED', 'guarded ', ' guarded', 'guarded%20', '%67uarded', 'gu\u0301arded', 'guarded/', 'admin', 'root', 'default', 'reader'), fc.string({ maxLength: 12 }));
+    const doc = fc.constantFrom('path "*" {\n  capabilities = ["sudo", "read", "update", "create", "delete", "list"]\n}\n', 'path "secret/*" { capabilities = ["read"] }', 'path {', '', '{"path": {"secret/*": {"capabilities": ["read"]}}}');
+    const step = fc.oneof(
+      fc.record({ op: fc.constant('create' as const), parent: fc.nat(), ttl: duration, explicit_max_ttl: duration, num_uses: fc.oneof(fc.nat({ max: 3 }), fc.constantFrom(-1, 1.5, '2', 1e20)), policies: fc.array(name, { maxLength: 3 }), no_parent: fc.boolean() }),
+      fc.record({ op: fc.constant('renew' as const), token: fc.nat(), increment: duration }),
+      fc.record({ op: fc.constant('revoke' as const), token: fc.nat() }),
+      fc.record({ op: fc.constant('policy' as const), name, doc }),
+      fc.record({ op: fc.constant('read' as const), token: fc.nat() }),
+    );
+    let sent = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 12 }), async (steps) => {
+        const tokens = [admin];
+        const send = async (method: string, path: string, token: string, body?: unknown) => {
+          const res = await call(base, method, path, { token, body });
+          sent++;
+          expect(res.status, `${method} ${path} ${JSON.stringify(body)} → ${res.status} ${JSON.stringify(res.body)}`).toBeLessThan(500);
+          return res;
+        };
+        for (const st of steps) {
+          if (st.op === 'create') {
+            const { op: _op, parent, ...body } = st;
+            const res = await send('POST', 'auth/token/create', tokens[parent % tokens.length]!, body);
+            if (res.status === 200) tokens.push(res.body.auth.client_token);
+          } else if (st.op === 'renew') await send('POST', 'auth/token/renew-self', tokens[st.token % tokens.length]!, { increment: st.increment });
+          else if (st.op === 'revoke') {
+            const i = st.token % tokens.length;
+            // The admin token stays: the next sequence starts from it.
+            if (i > 0) await send('POST', 'auth/token/revoke-self', tokens.splice(i, 1)[0]!);
+          } else if (st.op === 'policy') await send('PUT', `sys/policy/${encodeURIComponent(st.name)}`, admin, { policy: st.doc });
+          else await send('GET', 'secret/kept', tokens[st.token % tokens.length]!);
+        }
+        for (const token of tokens) {
+          const self = await call(base, 'GET', 'auth/token/lookup-self', { token });
+          if (self.status !== 200) continue;
+          expect(self.body.data.policies).not.toContain('root');
+          expect(self.body.data.ttl).toBeGreaterThan(0);
+          expect(self.body.data.ttl).toBeLessThanOrEqual(768 * 3600);
+        }
+      }),
+      { numRuns: Math.ceil(RUNS / 20) },
+    );
+    console.log(`HTTP fuzzing, token trees and policy writes: ${sent} requests`);
+    // The admin token may write any policy but guarded and its own, in any spelling.
+    expect((await call(base, 'GET', 'sys/policy/guarded', { token: root })).body.data).toEqual(guardedBefore);
+    const names = (await call(base, 'GET', 'sys/policies/acl?list=true', { token: root })).body.data.keys as string[];
+    for (const n of names) expect(n).toMatch(/^[a-z0-9][a-z0-9_.@-]{0,127}$/);
+    expect(await invariants()).toEqual(before);
+  }, 600_000);
+
   it('random shares and nonces to every quorum endpoint', async () => {
     let answered = 0;
     const rekey = (await call(base, 'PUT', 'sys/rekey/init', { body: { secret_shares: 3, secret_threshold: 2 } })).body.nonce;
