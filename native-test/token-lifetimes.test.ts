@@ -98,7 +98,7 @@ describe('token lifetimes and use limits, over generated token trees', () => {
           }
         }
       }),
-      { numRuns: 60 },
+      { numRuns: 200 },
     );
     expect(checked).toBeGreaterThan(200);
   });

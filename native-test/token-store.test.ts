@@ -315,6 +315,8 @@ describe('TokenStore on a SoftHSM2 barrier', () => {
     const { token: parentToken, entry: parent } = await store.create(root, { policies: ['a'], ttl: 1000 }, 'p');
     const { token: childToken, entry: child } = await store.create(parent, { ttl: 100 }, 'p');
     expect((await store.renew(child, 5000)).expire_time).toBe(parent.expire_time);
+    // A renewal never shortens a token: the parent would end before the child.
+    expect((await store.renew(parent, 1)).expire_time).toBe(parent.expire_time);
     await store.renew(parent, 2000);
     expect((await store.renew(child, 5000)).expire_time).toBe(clock + 2_000_000);
     clock += 2_000_000;

@@ -201,8 +201,9 @@ export class TokenStore {
   }
 
   /**
-   * Extends a renewable token's life by `increment` (or its TTL), never past the system maximum,
-   * its explicit max, or its parent's expiry; a token whose parent is gone or expired is revoked.
+   * Extends a renewable token's life to `increment` (or its TTL) from now, never past the system
+   * maximum, its explicit max, or its parent's expiry, and never shortening it (a parent cut short
+   * would leave its children outliving it); a token whose parent is gone or expired is revoked.
    */
   async renew(entry: TokenEntry, increment?: number): Promise<TokenEntry> {
     if (!entry.renewable) throw new InvalidRequestError('token is not renewable');
@@ -217,7 +218,7 @@ export class TokenStore {
       }
     }
     const ttl = increment && increment > 0 ? increment : entry.ttl;
-    let expire = nowMs + ttl * 1000;
+    let expire = Math.max(entry.expire_time, nowMs + ttl * 1000);
     const bound = this.lifeBound(nowMs, entry.explicit_max_ttl, entry.policies, parent, entry.creation_time * 1000);
     if (bound && expire > bound) expire = bound;
     const renewed = { ...entry, ttl: Math.round((expire - nowMs) / 1000), expire_time: expire };
