@@ -315,8 +315,10 @@ describe('TokenStore on a SoftHSM2 barrier', () => {
     const { token: parentToken, entry: parent } = await store.create(root, { policies: ['a'], ttl: 1000 }, 'p');
     const { token: childToken, entry: child } = await store.create(parent, { ttl: 100 }, 'p');
     expect((await store.renew(child, 5000)).expire_time).toBe(parent.expire_time);
-    // A renewal never shortens a token: the parent would end before the child.
-    expect((await store.renew(parent, 1)).expire_time).toBe(parent.expire_time);
+    // A renewal may shorten a token, as in Vault; its descendants are cut to match.
+    const { token: grandchildToken } = await store.create(await store.lookup(childToken), { ttl: 900 }, 'p');
+    expect((await store.renew(parent, 10)).expire_time).toBe(clock + 10_000);
+    for (const t of [childToken, grandchildToken]) expect((await store.lookup(t)).expire_time).toBe(clock + 10_000);
     await store.renew(parent, 2000);
     expect((await store.renew(child, 5000)).expire_time).toBe(clock + 2_000_000);
     clock += 2_000_000;

@@ -201,9 +201,10 @@ export class TokenStore {
   }
 
   /**
-   * Extends a renewable token's life to `increment` (or its TTL) from now, never past the system
-   * maximum, its explicit max, or its parent's expiry, and never shortening it (a parent cut short
-   * would leave its children outliving it); a token whose parent is gone or expired is revoked.
+   * Sets a renewable token's life to `increment` (or its TTL) from now, as Vault does (which may
+   * shorten it), never past the system maximum, its explicit max, or its parent's expiry; its
+   * descendants are cut to the new expiry, so none outlives it. A token whose parent is gone or
+   * expired is revoked.
    */
   async renew(entry: TokenEntry, increment?: number): Promise<TokenEntry> {
     if (!entry.renewable) throw new InvalidRequestError('token is not renewable');
@@ -218,12 +219,24 @@ export class TokenStore {
       }
     }
     const ttl = increment && increment > 0 ? increment : entry.ttl;
-    let expire = Math.max(entry.expire_time, nowMs + ttl * 1000);
+    let expire = nowMs + ttl * 1000;
     const bound = this.lifeBound(nowMs, entry.explicit_max_ttl, entry.policies, parent, entry.creation_time * 1000);
     if (bound && expire > bound) expire = bound;
     const renewed = { ...entry, ttl: Math.round((expire - nowMs) / 1000), expire_time: expire };
     await this.write(renewed);
+    if (expire < entry.expire_time) await this.cutDescendants(renewed, nowMs);
     return renewed;
+  }
+
+  /** Ends every descendant of `entry` no later than it ends. */
+  private async cutDescendants(entry: TokenEntry, nowMs: number): Promise<void> {
+    for (const childAccessor of await this.barrier.list(`${PARENT_PREFIX}${entry.accessor}/`)) {
+      const child = await this.entryOfAccessor(childAccessor);
+      if (!child || (child.expire_time && child.expire_time <= entry.expire_time)) continue;
+      const cut = { ...child, ttl: Math.round((entry.expire_time - nowMs) / 1000), expire_time: entry.expire_time };
+      await this.write(cut);
+      await this.cutDescendants(cut, nowMs);
+    }
   }
 
   /**
