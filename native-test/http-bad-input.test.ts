@@ -59,6 +59,11 @@ describe('bad input gets a clear 4xx and changes nothing', () => {
 
     for (const k of keys.slice(2)) await call(base, 'PUT', 'sys/unseal', { body: { key: k } });
     expect(await sealState()).toEqual({ sealed: false, t: 3, n: 5, progress: 0 });
+    // Unsealed, a malformed key is still refused as Vault refuses it; a well-formed one changes nothing.
+    await expectError(await call(base, 'PUT', 'sys/unseal', { body: { key: 'not a share!' } }), 400, /^'key' must be a valid hex or base64 string$/);
+    await expectError(await call(base, 'PUT', 'sys/unseal', { body: { key: 'abcd' } }), 400, /decodes to 2 bytes/);
+    expect((await call(base, 'PUT', 'sys/unseal', { body: { key: keys[0] } })).status).toBe(200);
+    expect(await sealState()).toEqual({ sealed: false, t: 3, n: 5, progress: 0 });
   });
 
   it('requires a valid token on every non-public route', async () => {

@@ -155,6 +155,8 @@ describe('secrets in the memory of a running server process', () => {
     for (const key of shares.slice(1, 4)) reply = await call(base, 'PUT', 'sys/rekey/update', { body: { key, nonce: start.body.nonce } });
     expect(reply!.body.complete).toBe(true);
     newShares = reply!.body.keys;
+    // The switch to the new root key follows the reply; the seal status answers once it is done.
+    expect((await call(base, 'GET', 'sys/seal-status')).body).toMatchObject({ t: 3, n: 5, sealed: false });
     newRootKey = combine(newShares.slice(0, 3).map((s) => Buffer.from(s, 'hex')));
     expect(newRootKey.equals(rootKey)).toBe(false);
     terms = termKeysInClear(fresh.token, fresh.dir, newRootKey);

@@ -64,10 +64,11 @@ describe('Rekeyer against SoftHSM2', () => {
     return new Rekeyer({ barrier, token, sealConfig, log: pino({ level: 'info' }, stream), persistOperation });
   }
 
-  /** Gives current shares until the threshold; returns the last answer. */
+  /** Gives current shares until the threshold; then, as the HTTP layer does once the reply has left, switches. Returns the last answer. */
   async function giveAll(nonce: string, keys = shares.slice(0, 2)) {
     let last: Awaited<ReturnType<Rekeyer['update']>> | undefined;
     for (const key of keys) last = await rekeyer.update(key, nonce);
+    if ('keys' in last! && !last.verification_required) await rekeyer.finishStaged(nonce);
     return last!;
   }
 
@@ -232,6 +233,28 @@ describe('Rekeyer against SoftHSM2', () => {
     const again = await rekeyer.start(request());
     expect(again.nonce).not.toBe(nonce);
     expect(again.progress).toBe(0);
+  });
+
+  it('records the rekey as pending until its reply has left: the old and the new shares both open it, then only the new ones', async () => {
+    const { nonce } = await rekeyer.start(request());
+    await rekeyer.update(shares[0], nonce);
+    const done = (await rekeyer.update(shares[1], nonce)) as RekeyResult;
+    const recorded = (await rekeyer.pendingRecord())!;
+    expect(recorded).toMatchObject({ nonce, config: { type: 'shamir', secret_shares: 3, secret_threshold: 2 } });
+    expect(await rekeyer.status()).toMatchObject({ nonce, started: true, t: 2, n: 3, completion_pending: true });
+    await expect(rekeyer.start(request())).rejects.toThrow(refusal(`rekey ${nonce} awaits completion: unseal with 2 of its 3 new shares to finish it, or cancel it (DELETE sys/rekey/init) to keep the current shares`));
+    expect(isRoot(shares.slice(1))).toBe(true);
+    // The new shares open the current root key through the record.
+    const newRoot = rebuildKey(token, done.keys.slice(0, 2).map((k) => Buffer.from(k, 'hex')), 'test');
+    expect(barrier.isRootKey(barrier.openSealedRoot(newRoot, Buffer.from(recorded.sealed_root, 'base64')))).toBe(true);
+    const oldRoot = rebuildKey(token, shares.slice(0, 2).map((k) => Buffer.from(k, 'hex')), 'test');
+    expect(() => barrier.openSealedRoot(oldRoot, Buffer.from(recorded.sealed_root, 'base64'))).toThrow(/integrity check failed/);
+    await rekeyer.finishStaged('another nonce');
+    expect(await rekeyer.pendingRecord()).toBeDefined();
+    await rekeyer.finishStaged(nonce);
+    expect(await rekeyer.pendingRecord()).toBeUndefined();
+    expect(isRoot(done.keys.slice(1))).toBe(true);
+    expect(isRoot(shares.slice(0, 2))).toBe(false);
   });
 
   describe('with verification', () => {

@@ -115,7 +115,10 @@ async function armedRun(base: Baseline, config: string, port: number, n: number,
       // The connection died with the process, unless the process is still alive (checked next).
       failure = err;
     }
-    if (!acknowledged) await Promise.race([server.exited, new Promise((r) => setTimeout(r, 10_000))]);
+    // Work after an acknowledgement (an init confirmed, a rekey switched once its reply left) may
+    // still crash: a server that no longer answers is waited for.
+    const alive = acknowledged && (await call(server.url, 'GET', 'sys/seal-status').then(() => true, () => false));
+    if (!alive) await Promise.race([server.exited, new Promise((r) => setTimeout(r, 10_000))]);
     crashed = server.child.exitCode !== null || server.child.signalCode !== null;
     if (crashed) expect(server.child.signalCode, `armed at write ${n}: the process ended by its crash hook`).toBe('SIGKILL');
     else expect(acknowledged, `armed at write ${n}: no crash, so the operation must complete (${String(failure ?? 'it answered with a failure')})`).toBe(true);

@@ -14,9 +14,17 @@ export const ROOT_KEY_PATH = 'core/root-key';
 /** Term 0 marks a value encrypted under the root key rather than a keyring term. */
 export const ROOT_KEY_TERM = 0;
 
-/** Paths stored in plaintext: what must be readable while sealed. The barrier owns this list. */
+/** A rekey committed but not yet switched to (the reply with the new shares may not have reached anyone). */
+export const REKEY_PENDING_PATH = 'core/rekey-pending';
+/** An init committed but not yet confirmed (its reply, with the shares, may not have reached anyone). */
+export const INIT_PENDING_PATH = 'core/init-pending';
+
+/**
+ * Paths stored in plaintext: what must be readable while sealed (the seal config, and the pending
+ * init or rekey an unseal may complete). The barrier owns this list.
+ */
 export function bypassesBarrier(path: string): boolean {
-  return path.startsWith('core/') && (path === 'core/seal-config' || path.startsWith('core/lock/'));
+  return path.startsWith('core/') && (path === 'core/seal-config' || path === REKEY_PENDING_PATH || path === INIT_PENDING_PATH || path.startsWith('core/lock/'));
 }
 
 /** A write through the barrier; values for bypass paths are stored as given. */
@@ -96,6 +104,21 @@ export class TokenBarrier implements SecurityBarrier {
     this.counts.clear();
     this.rootKey = undefined;
     this.keyring = undefined;
+  }
+
+  /**
+   * The current root key encrypted under `newRoot`, for a pending rekey: whoever holds the new
+   * shares can recover the current root key from it, unseal, and finish the switch.
+   */
+  sealCurrentRootFor(newRoot: TokenKey): Buffer {
+    this.requireUnsealed();
+    return this.encryptWith(newRoot, ROOT_KEY_TERM, REKEY_PENDING_PATH, this.rootKey!.blob);
+  }
+
+  /** The root key a pending rekey sealed under `candidate`; IntegrityError when `candidate` is not that rekey's new root key. */
+  openSealedRoot(candidate: TokenKey, sealed: Buffer): TokenKey {
+    const blob = this.decryptWith(candidate, REKEY_PENDING_PATH, sealed);
+    return this.token.loadKey(blob);
   }
 
   /** Whether `candidate` is the root key this barrier was unsealed with (compared inside the token). */

@@ -14,19 +14,20 @@ import { readPublicKeys } from './pgp.js';
 import { AuditBroker } from './audit.js';
 import { RootGenerator } from './generate-root.js';
 import { newRootKey, rebuildKey } from './quorum.js';
-import { Rekeyer } from './rekey.js';
+import { type PendingRekey, Rekeyer } from './rekey.js';
 import { RewrapJob } from './rewrap.js';
 import { RotationScheduler, updateRotationConfig } from './rotation.js';
 import { LogicalRouter } from './router.js';
 import { parseSealConfig, SEAL_CONFIG_PATH, type SealConfig, shareLength, validatePgpKeyCount, validateShareCounts } from './seal-config.js';
-import { decodeShare, ShareCollector } from './shares.js';
+import { decodeShareOfAny, ShareCollector } from './shares.js';
 import { type TokenEntry, TokenStore, type TokenTtls } from './token-store.js';
 import { PolicyStore } from './policy-store.js';
 import type { Capability } from './policy.js';
 import { HaCoordinator, type HaDuties, type HaSettings, type LeaderStatus, noLeaderStatus } from './ha.js';
 import { MOUNTS_PATH } from './mounts.js';
 import { UPGRADE_PREFIX } from '../barrier/upgrade.js';
-import { ROOT_KEY_PATH } from '../barrier/barrier.js';
+import { INIT_PENDING_PATH, KEYRING_PATH, ROOT_KEY_PATH } from '../barrier/barrier.js';
+import type { TokenKey } from '../pkcs11/token.js';
 import { AUDIT_TABLE_PATH } from './audit.js';
 
 const CLUSTER_PATH = 'core/cluster';
@@ -74,11 +75,22 @@ export interface SealStatus {
   storage_type: string;
   cluster_name?: string;
   cluster_id?: string;
+  /** keyward: an init whose shares may not have reached anyone; `t`/`n` are its. Unseal with them confirms it, init again replaces it. */
+  init_pending?: boolean;
+  /** keyward: a rekey whose new shares were handed out but not yet switched to; either set of shares unseals. */
+  rekey_pending?: { nonce: string; t: number; n: number };
 }
 
 export interface InitResult {
   keys: Buffer[];
   rootToken: string;
+}
+
+/** A layout an unseal may open: the current one, an init awaiting confirmation, or a pending rekey. */
+interface UnsealCandidate {
+  config: SealConfig;
+  kind: 'current' | 'init' | 'rekey';
+  rekey?: PendingRekey;
 }
 
 interface ClusterInfo {
@@ -114,6 +126,10 @@ export class Core {
   private unsealNonce = '';
   private cluster: ClusterInfo | undefined;
   private countTimer: NodeJS.Timeout | undefined;
+  /** Work that follows a reply (confirming an init, switching to a rekey's new shares): reads of the seal state wait for it. */
+  private afterReply: Promise<void> = Promise.resolve();
+  /** The new root key of a pending rekey this node was unsealed with: it finishes the switch when active. */
+  private pendingRekeyRoot: { key: TokenKey; rekey: PendingRekey } | undefined;
 
   constructor(private readonly opts: CoreOptions) {
     this.storage = opts.storage;
@@ -181,13 +197,35 @@ export class Core {
   }
 
   async initialized(): Promise<boolean> {
+    await this.afterReply;
     return (await this.sealConfig()) !== undefined;
+  }
+
+  /**
+   * Runs `fn` under the state lock once a reply has been handed to the socket; a client that
+   * asks for the seal state next gets the state after it. A failure is logged: what it would
+   * have finished stays pending, for an unseal with the new shares to finish.
+   */
+  private settleAfterReply(what: string, fn: () => Promise<void>): void {
+    this.afterReply = this.afterReply
+      .then(() => this.stateLock.run(fn))
+      .catch((err: unknown) => this.log.error({ err }, `${what} after the reply failed; it stays pending until an unseal with the new shares finishes it`));
+  }
+
+  /** sys/init's reply has left: the init it made becomes the configuration. */
+  confirmInitAfterReply(): void {
+    this.settleAfterReply('confirming the init', () => this.confirmPendingInit());
+  }
+
+  /** sys/rekey/update's reply with the new shares has left: switch to them. */
+  finishRekeyAfterReply(nonce: string): void {
+    this.settleAfterReply(`switching to the new shares of rekey ${nonce}`, () => this.rekey.finishStaged(nonce));
   }
 
   /** Makes the seal key (if allowed), root key and first term; returns the shares (PGP-encrypted when keys are given) and a root token. */
   init(shares: number, threshold: number, pgpKeys: readonly string[] = []): Promise<InitResult> {
     return this.stateLock.run(async () => {
-      if (await this.initialized()) throw new InvalidRequestError('Vault is already initialized');
+      if (await this.sealConfig()) throw new InvalidRequestError('Vault is already initialized');
       validateShareCounts(shares, threshold);
       validatePgpKeyCount(pgpKeys.length, shares);
       const publicKeys = await readPublicKeys(pgpKeys);
@@ -196,27 +234,60 @@ export class Core {
       const root = TokenStore.initialRoot();
       const config: SealConfig = { type: 'shamir', secret_shares: shares, secret_threshold: threshold };
       const cluster: ClusterInfo = { cluster_name: `keyward-cluster-${randomUUID().slice(0, 8)}`, cluster_id: randomUUID() };
+      // The seal config goes in as pending: until the reply with the shares has left (confirmInit),
+      // the service counts as uninitialized, and an init that reached no one can be made again.
       const ops: BarrierOp[] = [
-        { kind: 'put', path: SEAL_CONFIG_PATH, value: Buffer.from(JSON.stringify(config)) },
+        { kind: 'put', path: INIT_PENDING_PATH, value: Buffer.from(JSON.stringify(config)) },
         { kind: 'put', path: CLUSTER_PATH, value: Buffer.from(JSON.stringify(cluster)) },
         ...root.ops,
         ...MountTable.initialOps(),
       ];
+      const written = new Set([KEYRING_PATH, ROOT_KEY_PATH, ...ops.map((op) => op.path)]);
+      const leftovers = (await this.storedKeys('')).filter((key) => !written.has(key) && !key.startsWith('core/lock/'));
       try {
-        await this.barrier.initialize(rootKey, ops);
+        await this.barrier.initialize(rootKey, [...ops, ...leftovers.map((path): BarrierOp => ({ kind: 'delete', path }))]);
       } finally {
         this.token.releaseKey(rootKey);
       }
-      this.log.info({ shares, threshold }, 'initialized');
+      this.log.info({ shares, threshold, replaced: leftovers.length }, 'initialized; confirmed once the shares have been sent');
       return { keys, rootToken: root.token };
     });
   }
 
+  /** Makes a pending init the configuration: its reply, with the shares, has left, or they have just unsealed it. */
+  private async confirmPendingInit(): Promise<void> {
+    const pending = await this.storage.get(INIT_PENDING_PATH);
+    if (!pending || (await this.sealConfig())) return;
+    await this.storage.transaction([
+      { kind: 'put', key: SEAL_CONFIG_PATH, value: pending },
+      { kind: 'delete', key: INIT_PENDING_PATH },
+    ]);
+    this.log.info('init confirmed');
+  }
+
+  /** Every key in storage below `prefix` (an init replacing one that reached no one drops them). */
+  private async storedKeys(prefix: string): Promise<string[]> {
+    const keys: string[] = [];
+    for (const child of await this.storage.list(prefix)) {
+      if (child.endsWith('/')) keys.push(...(await this.storedKeys(prefix + child)));
+      else keys.push(prefix + child);
+    }
+    return keys;
+  }
+
   async sealStatus(): Promise<SealStatus> {
-    const config = await this.sealConfig();
+    await this.afterReply;
+    return this.readSealStatus();
+  }
+
+  /** The seal status as stored now (under the state lock, where waiting for afterReply would deadlock). */
+  private async readSealStatus(): Promise<SealStatus> {
+    const current = await this.sealConfig();
+    const pendingInit = current ? undefined : await this.pendingInitConfig();
+    const config = current ?? pendingInit;
     const status: SealStatus = {
       type: 'shamir',
-      initialized: config !== undefined,
+      initialized: current !== undefined,
       sealed: this.sealed,
       t: config?.secret_threshold ?? 0,
       n: config?.secret_shares ?? 0,
@@ -228,29 +299,65 @@ export class Core {
       storage_type: this.storage.type,
     };
     if (!this.sealed && this.cluster) Object.assign(status, this.cluster);
+    if (pendingInit) status.init_pending = true;
+    const rekey = current && (await this.rekey.pendingRecord());
+    if (rekey) status.rekey_pending = { nonce: rekey.nonce, t: rekey.config.secret_threshold, n: rekey.config.secret_shares };
     return status;
   }
 
+  private async pendingInitConfig(): Promise<SealConfig | undefined> {
+    const raw = await this.storage.get(INIT_PENDING_PATH);
+    return raw && parseSealConfig(raw);
+  }
+
+  /** What an unseal may open, the current layout first. */
+  private async unsealCandidates(): Promise<UnsealCandidate[]> {
+    const current = await this.sealConfig();
+    if (!current) {
+      const init = await this.pendingInitConfig();
+      return init ? [{ config: init, kind: 'init' }] : [];
+    }
+    const rekey = await this.rekey.pendingRecord();
+    return rekey ? [{ config: current, kind: 'current' }, { config: rekey.config, kind: 'rekey', rekey }] : [{ config: current, kind: 'current' }];
+  }
+
   /** Takes one share (or a reset); at the threshold rebuilds the root key in the token and unseals. */
+  /**
+   * Takes one share (or a reset); at a threshold rebuilds the root key in the token and unseals.
+   * With a rekey pending, the shares may be the current ones or the new ones (at their own
+   * threshold); new ones finish the rekey. With an init pending, its shares confirm it.
+   */
   unseal(key: unknown, reset: boolean): Promise<SealStatus> {
     return this.stateLock.run(async () => {
-      const config = await this.sealConfig();
-      if (!config) throw new NotInitializedError();
+      const candidates = await this.unsealCandidates();
+      if (!candidates.length) throw new NotInitializedError();
       if (reset) {
         this.resetUnseal();
-        return this.sealStatus();
+        return this.readSealStatus();
       }
-      if (!this.sealed) return this.sealStatus();
       if (key === undefined || key === null || key === '') {
         throw new InvalidRequestError("'key' must be specified in request body as JSON, or 'reset' set to true");
       }
-      const share = decodeShare(key, shareLength(config));
+      const share = decodeShareOfAny(key, candidates.map((c) => shareLength(c.config)));
+      if (!this.sealed) {
+        share.fill(0);
+        return this.readSealStatus();
+      }
       if (this.unsealShares.progress === 0) this.unsealNonce = randomUUID();
       this.unsealShares.add(share);
-      if (this.unsealShares.progress < config.secret_threshold) return this.sealStatus();
-
-      await this.unsealWith(config, this.unsealShares.take());
-      return this.sealStatus();
+      const progress = this.unsealShares.progress;
+      for (const candidate of candidates.filter((c) => c.config.secret_threshold === progress)) {
+        if (await this.unsealAs(candidate, this.unsealShares.copies(progress))) {
+          this.resetUnseal();
+          return this.readSealStatus();
+        }
+      }
+      if (candidates.every((c) => c.config.secret_threshold <= progress)) {
+        this.resetUnseal();
+        const t = candidates.map((c) => c.config.secret_threshold).join(' or ');
+        throw new InvalidRequestError(`unseal failed: the ${t} shares given do not rebuild this cluster's root key (a share from another cluster, or a mistyped one); progress has been reset`);
+      }
+      return this.readSealStatus();
     });
   }
 
@@ -265,6 +372,7 @@ export class Core {
       this.policies.clear();
       this.mounts.clear();
       this.cluster = undefined;
+      this.pendingRekeyRoot = undefined;
       this.resetUnseal();
       this.token.disconnect();
       this.log.info('sealed');
@@ -356,24 +464,27 @@ export class Core {
     if (!this.sealed) await this.seal();
   }
 
-  private async unsealWith(config: SealConfig, shares: Buffer[]): Promise<void> {
-    const rootKey = rebuildKey(this.token, shares, 'unseal', () => this.resetUnseal());
+  /** Unseals with `shares` as `candidate`'s; false when they do not open it. */
+  private async unsealAs(candidate: UnsealCandidate, shares: Buffer[]): Promise<boolean> {
+    const rebuilt = rebuildKey(this.token, shares, 'unseal', () => this.resetUnseal());
+    let rootKey = rebuilt;
     try {
+      // The new shares of a pending rekey open the root key it sealed under the new one.
+      if (candidate.rekey) rootKey = this.barrier.openSealedRoot(rebuilt, Buffer.from(candidate.rekey.sealed_root, 'base64'));
       await this.barrier.unseal(rootKey);
+      if (candidate.kind === 'init') await this.confirmPendingInit();
       await this.mounts.load();
       const cluster = await this.barrier.get(CLUSTER_PATH);
       this.cluster = cluster && (JSON.parse(cluster.toString('utf8')) as ClusterInfo);
     } catch (err) {
       await this.barrier.seal();
-      this.token.releaseKey(rootKey);
+      this.token.releaseKey(rebuilt);
+      if (rootKey !== rebuilt) this.token.releaseKey(rootKey);
+      if (err instanceof IntegrityError) return false;
       this.resetUnseal();
-      if (err instanceof IntegrityError) {
-        throw new InvalidRequestError(
-          `unseal failed: the ${config.secret_threshold} shares given do not rebuild this cluster's root key (a share from another cluster, or a mistyped one); progress has been reset`,
-        );
-      }
       throw err;
     }
+    if (candidate.rekey) this.pendingRekeyRoot = { key: rebuilt, rekey: candidate.rekey };
     this.unsealNonce = '';
     await this.audit.load();
     if (this.ha) {
@@ -382,11 +493,28 @@ export class Core {
     } else {
       await this.startActiveDuties();
     }
-    this.log.info('unsealed');
+    this.log.info(candidate.rekey ? 'unsealed with the new shares of a pending rekey' : 'unsealed');
+    return true;
+  }
+
+  /** Switches to the rekey this node was unsealed with the new shares of, unless another node already did or it was discarded. */
+  private async finishPendingRekey(newRoot: TokenKey, rekey: PendingRekey): Promise<void> {
+    try {
+      if ((await this.rekey.pendingRecord())?.nonce === rekey.nonce) {
+        await this.rekey.completePending(newRoot, rekey);
+        return;
+      }
+    } catch (err) {
+      this.log.error({ err, nonce: rekey.nonce }, 'rekey stays pending: finishing it failed; the next unseal with the new shares tries again');
+    }
+    this.token.releaseKey(newRoot);
   }
 
   /** What only the node that writes does: count persistence, automatic rotation, rewrap. */
   private async startActiveDuties(): Promise<void> {
+    const pending = this.pendingRekeyRoot;
+    this.pendingRekeyRoot = undefined;
+    if (pending) await this.finishPendingRekey(pending.key, pending.rekey);
     this.startCountPersistence();
     this.rotation.start();
     await this.rewrap.load();

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type * as openpgp from 'openpgp';
-import type { BarrierOp, TokenBarrier } from '../barrier/barrier.js';
+import { type BarrierOp, REKEY_PENDING_PATH, type TokenBarrier } from '../barrier/barrier.js';
 import { SealedError } from '../barrier/errors.js';
 import type { Token, TokenKey } from '../pkcs11/token.js';
 import { newRootKey, sharesRebuild } from './quorum.js';
@@ -34,6 +34,8 @@ export interface RekeyStatus {
   backup: boolean;
   verification_required: boolean;
   verification_nonce?: string;
+  /** keyward: the new shares were handed out but the switch to them is not done yet (see PendingRekey). */
+  completion_pending?: boolean;
 }
 
 export interface RekeyResult {
@@ -59,6 +61,19 @@ export interface BackupRecord {
   nonce: string;
   keys: Record<string, string[]>;
   keys_base64: Record<string, string[]>;
+}
+
+/**
+ * `core/rekey-pending`, stored in plaintext (unseal reads it while sealed): a rekey whose new
+ * shares were (or were about to be) handed out, not yet switched to. The current root key is
+ * kept in it encrypted under the new root key, so the new shares alone can open the service and
+ * finish the switch; until then the old shares keep working too.
+ */
+export interface PendingRekey {
+  nonce: string;
+  config: SealConfig;
+  /** The current root key's K-wrapped blob, as a barrier value under the new root key (base64). */
+  sealed_root: string;
 }
 
 /** A new root key waiting for a threshold of its own shares before the switch (require_verification). */
@@ -103,6 +118,8 @@ export interface RekeyDeps {
  */
 export class Rekeyer {
   private op: RekeyOperation | undefined;
+  /** A rekey recorded as pending whose reply is on its way: switched to once the reply has left (finishStaged). */
+  private staged: { op: RekeyOperation; pending: PendingSwitch } | undefined;
   /** Nonces of operations a failed active node left behind, reported as cancelled. */
   private readonly orphaned = new Set<string>();
 
@@ -124,6 +141,21 @@ export class Rekeyer {
 
   async status(): Promise<RekeyStatus> {
     const current = await this.currentConfig();
+    const recorded = await this.pendingRecord();
+    if (!this.op && recorded) {
+      return {
+        nonce: recorded.nonce,
+        started: true,
+        t: recorded.config.secret_threshold,
+        n: recorded.config.secret_shares,
+        progress: 0,
+        required: current.secret_threshold,
+        pgp_fingerprints: null,
+        backup: false,
+        verification_required: false,
+        completion_pending: true,
+      };
+    }
     const op = this.op;
     const status: RekeyStatus = {
       nonce: op?.nonce ?? '',
@@ -143,6 +175,8 @@ export class Rekeyer {
   async start(req: RekeyRequest): Promise<RekeyStatus> {
     await this.currentConfig();
     if (this.op) throw new InvalidRequestError(`rekey already in progress (nonce ${this.op.nonce}); cancel it first`);
+    const recorded = await this.pendingRecord();
+    if (recorded) throw new InvalidRequestError(awaitingCompletion(recorded));
     validateShareCounts(req.secretShares, req.secretThreshold);
     validatePgpKeyCount(req.pgpKeys.length, req.secretShares);
     if (req.backup && req.pgpKeys.length === 0) throw new InvalidRequestError('cannot request a backup of the new keys without providing PGP keys');
@@ -156,8 +190,14 @@ export class Rekeyer {
     return this.status();
   }
 
-  /** Cancels the attempt (idempotent), discarding any new root key not yet switched to. */
+  /**
+   * Cancels the attempt in memory (idempotent), discarding any new root key not yet switched to.
+   * A rekey recorded as pending stays recorded (its new shares may be all someone holds); only
+   * discardPending removes it.
+   */
   cancel(): void {
+    if (this.staged) this.deps.token.releaseKey(this.staged.pending.rootKey);
+    this.staged = undefined;
     const op = this.op;
     if (!op) return;
     op.shares.reset();
@@ -169,6 +209,46 @@ export class Rekeyer {
     // Best effort: if this node can no longer write, the next active node removes the record.
     if (this.deps.persistOperation) this.deps.barrier.delete(REKEY_OPERATION_PATH).catch(() => undefined);
     this.deps.log.info({ nonce: op.nonce }, 'rekey canceled');
+  }
+
+  /**
+   * DELETE sys/rekey/init with a rekey awaiting completion: the old shares stay the only ones; the
+   * new shares handed out (and their backup) no longer open anything.
+   */
+  async discardPending(): Promise<void> {
+    const recorded = await this.pendingRecord();
+    if (!recorded) return;
+    const ops: BarrierOp[] = [{ kind: 'delete', path: REKEY_PENDING_PATH }];
+    const backup = await this.deps.barrier.get(REKEY_BACKUP_PATH);
+    if (backup && (JSON.parse(backup.toString('utf8')) as BackupRecord).nonce === recorded.nonce) ops.push({ kind: 'delete', path: REKEY_BACKUP_PATH });
+    await this.deps.barrier.transaction(ops);
+    this.deps.log.warn({ nonce: recorded.nonce }, 'pending rekey discarded: the old shares stay in use');
+  }
+
+  /** The rekey recorded as awaiting completion, if any (readable while sealed). */
+  async pendingRecord(): Promise<PendingRekey | undefined> {
+    const raw = await this.deps.barrier.get(REKEY_PENDING_PATH);
+    return raw && (JSON.parse(raw.toString('utf8')) as PendingRekey);
+  }
+
+  /**
+   * Switches to the staged rekey `nonce` once its reply has left: until then the new shares may
+   * reach no one. A failure leaves it recorded as pending (an unseal with the new shares finishes it).
+   */
+  async finishStaged(nonce: string): Promise<void> {
+    const staged = this.staged;
+    if (!staged || staged.op.nonce !== nonce) return;
+    this.staged = undefined;
+    await this.switchTo(staged.op, staged.pending, true);
+  }
+
+  /**
+   * An unseal with the new shares of a pending rekey: `newRoot` becomes the root key (the barrier
+   * must be unsealed with the one the record sealed). Runs on the active node.
+   */
+  async completePending(newRoot: TokenKey, recorded: PendingRekey): Promise<void> {
+    await this.deps.barrier.rekey(newRoot, this.switchOps(recorded.config, undefined, true));
+    this.deps.log.info({ nonce: recorded.nonce, shares: recorded.config.secret_shares, threshold: recorded.config.secret_threshold }, 'rekey completed by an unseal with the new shares');
   }
 
   /** Takes one current share; at the threshold makes the new root key and shares (and switches unless verification is required). */
@@ -228,7 +308,7 @@ export class Rekeyer {
       throw new InvalidRequestError(`rekey verification failed: the shares do not rebuild the new root key; start again with the new verification nonce ${fresh}`);
     }
     const verifiedNonce = pending.verificationNonce;
-    await this.switchTo(op, pending);
+    await this.switchTo(op, pending, false);
     return { nonce: verifiedNonce, complete: true };
   }
 
@@ -285,16 +365,35 @@ export class Rekeyer {
       this.deps.log.info({ nonce: op.nonce }, 'rekey awaiting verification with the new shares');
       return result;
     }
-    await this.switchTo(op, pending);
+    await this.stage(op, pending);
     return result;
   }
 
-  private async switchTo(op: RekeyOperation, pending: PendingSwitch): Promise<void> {
-    const extra: BarrierOp[] = [{ kind: 'put', path: SEAL_CONFIG_PATH, value: Buffer.from(JSON.stringify(pending.config)) }];
-    if (pending.backup) extra.push({ kind: 'put', path: REKEY_BACKUP_PATH, value: Buffer.from(JSON.stringify(pending.backup)) });
-    if (this.deps.persistOperation) extra.push({ kind: 'delete', path: REKEY_OPERATION_PATH });
+  /**
+   * Records the rekey as pending, with its backup, in one transaction: from here the new shares
+   * open the service (and finish the switch) as well as the old ones, whether the reply carrying
+   * them arrives or not. The switch itself waits for the reply (finishStaged).
+   */
+  private async stage(op: RekeyOperation, pending: PendingSwitch): Promise<void> {
+    const record: PendingRekey = { nonce: op.nonce, config: pending.config, sealed_root: this.deps.barrier.sealCurrentRootFor(pending.rootKey).toString('base64') };
+    const ops: BarrierOp[] = [{ kind: 'put', path: REKEY_PENDING_PATH, value: Buffer.from(JSON.stringify(record)) }];
+    if (pending.backup) ops.push({ kind: 'put', path: REKEY_BACKUP_PATH, value: Buffer.from(JSON.stringify(pending.backup)) });
     try {
-      await this.deps.barrier.rekey(pending.rootKey, extra);
+      await this.deps.barrier.transaction(ops);
+    } catch (err) {
+      this.deps.token.releaseKey(pending.rootKey);
+      this.op = undefined;
+      throw err;
+    }
+    this.op = undefined;
+    this.staged = { op, pending };
+    this.deps.log.info({ nonce: op.nonce }, 'rekey recorded as pending; switching once the new shares have been sent');
+  }
+
+  /** Switches to the new root key: after verification, or once the reply of a rekey recorded as pending has left. */
+  private async switchTo(op: RekeyOperation, pending: PendingSwitch, recorded: boolean): Promise<void> {
+    try {
+      await this.deps.barrier.rekey(pending.rootKey, this.switchOps(pending.config, recorded ? undefined : pending.backup, recorded));
     } catch (err) {
       this.deps.token.releaseKey(pending.rootKey);
       this.op = undefined;
@@ -302,6 +401,18 @@ export class Rekeyer {
     }
     this.op = undefined;
     this.deps.log.info({ nonce: op.nonce, shares: pending.config.secret_shares, threshold: pending.config.secret_threshold }, 'rekey complete: new root key in use');
+  }
+
+  /**
+   * What goes with the keyring in the switch's transaction: the new seal config, the backup (a
+   * rekey recorded as pending stored its backup with the record), the record's removal.
+   */
+  private switchOps(config: SealConfig, backup: BackupRecord | undefined, recorded: boolean): BarrierOp[] {
+    const ops: BarrierOp[] = [{ kind: 'put', path: SEAL_CONFIG_PATH, value: Buffer.from(JSON.stringify(config)) }];
+    if (backup) ops.push({ kind: 'put', path: REKEY_BACKUP_PATH, value: Buffer.from(JSON.stringify(backup)) });
+    if (recorded) ops.push({ kind: 'delete', path: REKEY_PENDING_PATH });
+    if (this.deps.persistOperation) ops.push({ kind: 'delete', path: REKEY_OPERATION_PATH });
+    return ops;
   }
 
   private freshVerificationNonce(pending: PendingSwitch): string {
@@ -327,4 +438,10 @@ export class Rekeyer {
     if (!config) throw new InvalidRequestError('Vault is not initialized');
     return config;
   }
+}
+
+/** What an operator is told while a rekey awaits completion. */
+export function awaitingCompletion(recorded: PendingRekey): string {
+  const { secret_threshold: t, secret_shares: n } = recorded.config;
+  return `rekey ${recorded.nonce} awaits completion: unseal with ${t} of its ${n} new shares to finish it, or cancel it (DELETE sys/rekey/init) to keep the current shares`;
 }

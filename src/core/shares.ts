@@ -17,6 +17,23 @@ export function decodeShare(text: unknown, expectedBytes: number): Buffer {
   return bytes;
 }
 
+/** A share that may belong to either of two layouts whose shares differ in length (a single share is the bare 32-byte key). */
+export function decodeShareOfAny(text: unknown, expectedBytes: readonly number[]): Buffer {
+  const [first, ...others] = [...new Set(expectedBytes)];
+  try {
+    return decodeShare(text, first!);
+  } catch (err) {
+    for (const bytes of others) {
+      try {
+        return decodeShare(text, bytes);
+      } catch {
+        // The next length, or the first error.
+      }
+    }
+    throw err;
+  }
+}
+
 /**
  * Shares handed in one per request towards a threshold (unseal, and later rekey and
  * generate-root). A share given twice is not counted twice; the comparison is constant-time.
@@ -38,6 +55,11 @@ export class ShareCollector {
     }
     this.shares.push(share);
     return true;
+  }
+
+  /** Copies of the first `count` shares, kept here too (an unseal tries them against more than one layout); the caller zeroes them. */
+  copies(count: number): Buffer[] {
+    return this.shares.slice(0, count).map((share) => Buffer.from(share));
   }
 
   /** Hands the shares over and forgets them; the caller zeroes them when done. */

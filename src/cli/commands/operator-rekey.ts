@@ -17,6 +17,9 @@ function statusRows(s: Body): Array<[string, unknown]> {
     ['Verification Required', s.verification_required],
   ];
   if (s.verification_nonce) rows.push(['Verification Nonce', s.verification_nonce]);
+  if (s.completion_pending) {
+    rows.push(['Completion Pending', `the new shares were handed out; unseal with ${String(s.t)} of them to finish the rekey, or cancel it (-cancel, with a sudo token) to keep the current shares`]);
+  }
   if (s.pgp_fingerprints) rows.push(['PGP Fingerprints', s.pgp_fingerprints], ['Backup', s.backup]);
   return rows;
 }

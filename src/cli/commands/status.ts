@@ -14,6 +14,11 @@ export function sealStatusRows(s: Record<string, unknown>, leader?: Record<strin
   if (s.sealed) {
     rows.push(['Unseal Progress', `${String(s.progress)}/${String(s.t)}`], ['Unseal Nonce', s.nonce || 'n/a']);
   }
+  if (s.init_pending) rows.push(['Init Pending', 'its shares may not have reached anyone: unseal with them to confirm it, or initialize again']);
+  const rekey = s.rekey_pending as { nonce: string; t: number; n: number } | undefined;
+  if (rekey) {
+    rows.push(['Rekey Pending', `rekey ${rekey.nonce} awaits completion: unseal with ${rekey.t} of its ${rekey.n} new shares to finish it, or cancel it (operator rekey -cancel) to keep the current shares`]);
+  }
   rows.push(['Version', s.version], ['Storage Type', s.storage_type]);
   if (s.cluster_name) rows.push(['Cluster Name', s.cluster_name], ['Cluster ID', s.cluster_id]);
   rows.push(['HA Enabled', leader?.ha_enabled === true]);

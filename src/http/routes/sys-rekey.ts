@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Core } from '../../core/core.js';
 import { shareBody } from '../schemas.js';
+import { clientToken } from '../auth.js';
 import { envelope } from '../envelope.js';
 
 const initBody = {
@@ -58,8 +59,16 @@ export async function rekeyRoutes(app: FastifyInstance, opts: { core: Core }): P
       ),
   });
 
-  app.delete('/v1/sys/rekey/init', { config: publicRoute }, async (_req, reply) => {
-    await core.locked(async () => rekey.cancel());
+  app.delete('/v1/sys/rekey/init', { config: publicRoute }, async (req, reply) => {
+    await core.locked(async () => {
+      rekey.cancel();
+      // Discarding a rekey that awaits completion can leave holders of only the new shares out:
+      // unlike a cancel, it takes a token with sudo.
+      if (await rekey.pendingRecord()) {
+        await core.authorize(clientToken(req), async () => ({ capability: 'delete', path: 'sys/rekey/init', sudo: true }));
+        await rekey.discardPending();
+      }
+    });
     return reply.code(204).send();
   });
 
@@ -68,7 +77,13 @@ export async function rekeyRoutes(app: FastifyInstance, opts: { core: Core }): P
     url: '/v1/sys/rekey/update',
     config: { ...publicRoute, quorum: true },
     schema: { body: shareBody },
-    handler: (req) => core.locked(() => rekey.update(req.body.key, req.body.nonce)),
+    handler: async (req, reply) => {
+      const answer = await core.locked(() => rekey.update(req.body.key, req.body.nonce));
+      // The switch to the new shares waits until the reply carrying them has been handed to the
+      // socket; a reply that never leaves leaves the rekey pending, and the old shares in use.
+      if ('keys' in answer && !answer.verification_required) reply.raw.once('finish', () => core.finishRekeyAfterReply(answer.nonce));
+      return answer;
+    },
   });
 
   app.get('/v1/sys/rekey/verify', { config: publicRoute }, () => core.locked(async () => rekey.verifyStatus()));

@@ -18,6 +18,8 @@ const sealStatusSchema = {
     storage_type: { type: 'string' },
     cluster_name: { type: 'string' },
     cluster_id: { type: 'string' },
+    init_pending: { type: 'boolean' },
+    rekey_pending: { type: 'object', properties: { nonce: { type: 'string' }, t: { type: 'integer' }, n: { type: 'integer' } } },
   },
 } as const;
 
@@ -97,7 +99,7 @@ export async function sealRoutes(app: FastifyInstance, opts: { core: Core }): Pr
         },
       },
     },
-    handler: async (req) => {
+    handler: async (req, res) => {
       const body = req.body;
       if (body.root_token_pgp_key) throw new HttpError(400, 'root_token_pgp_key is not supported yet; initialize without it');
       if (body.stored_shares) throw new HttpError(400, 'stored shares are only for auto-unseal seals; this server uses Shamir shares');
@@ -108,6 +110,9 @@ export async function sealRoutes(app: FastifyInstance, opts: { core: Core }): Pr
         root_token: result.rootToken,
       };
       for (const k of result.keys) k.fill(0);
+      // Confirmed once the reply with the shares has been handed to the socket; a reply that never
+      // leaves leaves the service uninitialized, to be initialized again.
+      res.raw.once('finish', () => core.confirmInitAfterReply());
       return reply;
     },
   });
