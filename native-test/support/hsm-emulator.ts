@@ -30,6 +30,13 @@ export const FUNCTIONS = [
 export type Pkcs11Function = (typeof FUNCTIONS)[number];
 
 /**
+ * What counts() reports besides calls: AES-GCM encryptions the target ran under an IV the caller
+ * chose while the module should choose IVs (a FIPS-mode gcmIv): a tripwire that must stay 0.
+ */
+export const CALLER_IV_ENCRYPTIONS = 'caller_iv_encryptions';
+export type Counter = Pkcs11Function | typeof CALLER_IV_ENCRYPTIONS;
+
+/**
  * The control block (struct control in emulator.c): one uint64 per field in the host's byte order,
  * little-endian on the machines keyward runs on; counted in words. Change both together and bump VERSION.
  */
@@ -50,6 +57,7 @@ const LAYOUT = {
     dropGeneration: 9,
     openSessions: 10,
     peakSessions: 11,
+    callerIvEncryptions: 12,
   },
 } as const;
 const CONTROL_BYTES = (LAYOUT.HEADER_WORDS + FUNCTIONS.length) * 8;
@@ -70,9 +78,45 @@ function ckrCode(ckr: string | number): number {
   return code;
 }
 
-export interface EmulatorSettings {
+/**
+ * How a vendor's HSM in FIPS mode answers, where SoftHSM2 does not (docs/HSM.md, "FIPS modes").
+ * The module reads them from the environment at each C_Initialize.
+ */
+export interface FipsModes {
+  /**
+   * Who chooses AES-GCM encryption IVs: `caller` (SoftHSM2's way, the default) or the module, as
+   * `cloudhsm` (12 zero bytes in, its IV written into them at C_EncryptInit), `protectserver` (a zero
+   * IV of any length up to 128 bytes filled at C_EncryptInit) or `luna` (a 12- or 16-byte zero IV
+   * in, a 16-byte IV appended to C_Encrypt's output after the tag). The modules refuse any other IV
+   * with CKR_MECHANISM_PARAM_INVALID.
+   */
+  gcmIv?: 'caller' | 'cloudhsm' | 'luna' | 'protectserver';
+  /** C_CreateObject of a secret or private key with CKA_VALUE answers CKR_ATTRIBUTE_VALUE_INVALID, as NSS in FIPS mode. */
+  refuseValueImport?: boolean;
+  /** Mechanisms the module does not offer: missing from C_GetMechanismList, CKR_MECHANISM_INVALID wherever named. */
+  hideMechanisms?: number[];
+  /** `[target, offered]`: the target's mechanism offered under the second number only (e.g. `[0x210a, 0x210b]`). */
+  renumber?: Array<[target: number, offered: number]>;
+}
+
+export interface EmulatorSettings extends FipsModes {
   latencyUs?: number;
   maxSessions?: number;
+}
+
+const hex = (mechanism: number): string => {
+  if (!Number.isInteger(mechanism) || mechanism < 0) throw new Error(`not a mechanism number: ${mechanism}`);
+  return `0x${mechanism.toString(16)}`;
+};
+
+/** The variables the module reads the FIPS modes from; all of them, so a spawned process inherits none from its parent. */
+function fipsEnv(modes: FipsModes): Record<string, string> {
+  return {
+    KEYWARD_HSM_EMULATOR_GCM_IV: modes.gcmIv ?? 'caller',
+    KEYWARD_HSM_EMULATOR_REFUSE_VALUE_IMPORT: modes.refuseValueImport ? '1' : '0',
+    KEYWARD_HSM_EMULATOR_HIDE_MECHANISMS: (modes.hideMechanisms ?? []).map(hex).join(','),
+    KEYWARD_HSM_EMULATOR_RENUMBER: (modes.renumber ?? []).map(([target, offered]) => `${hex(target)}:${hex(offered)}`).join(','),
+  };
 }
 
 /** Whether this process's module was already pointed at a control file (it reads the variable once, when loaded). */
@@ -88,27 +132,30 @@ export class HsmEmulator {
     readonly lib: string,
     readonly controlPath: string,
     private readonly fd: number,
+    private modes: FipsModes,
   ) {}
 
   /** A new control file for one process (the one given `env`, or this one after `useInProcess`). */
   static async create(settings: EmulatorSettings = {}): Promise<HsmEmulator> {
+    const { latencyUs, maxSessions, ...modes } = settings;
+    fipsEnv(modes); // a bad mechanism number fails here, not in a later env()
     const lib = buildEmulator();
     const controlPath = join(await mkdtemp(join(tmpdir(), 'keyward-hsm-emulator-')), 'control');
     const block = Buffer.alloc(CONTROL_BYTES);
     block.writeBigUInt64LE(LAYOUT.MAGIC, LAYOUT.words.magic * 8);
     block.writeBigUInt64LE(LAYOUT.VERSION, LAYOUT.words.version * 8);
     block.writeBigUInt64LE(BigInt(FUNCTIONS.length), LAYOUT.words.functionCount * 8);
-    block.writeBigUInt64LE(BigInt(settings.latencyUs ?? 0), LAYOUT.words.latencyUs * 8);
-    block.writeBigUInt64LE(BigInt(settings.maxSessions ?? 0), LAYOUT.words.maxSessions * 8);
+    block.writeBigUInt64LE(BigInt(latencyUs ?? 0), LAYOUT.words.latencyUs * 8);
+    block.writeBigUInt64LE(BigInt(maxSessions ?? 0), LAYOUT.words.maxSessions * 8);
     const fd = openSync(controlPath, 'wx+', 0o600);
     writeSync(fd, block, 0, block.length, 0);
-    return new HsmEmulator(lib, controlPath, fd);
+    return new HsmEmulator(lib, controlPath, fd, modes);
   }
 
   /** A control file a module already made (from the environment, in a process given only the variables). */
   static open(controlPath: string): HsmEmulator {
     const fd = openSync(controlPath, 'r+');
-    const emu = new HsmEmulator(buildEmulator(), controlPath, fd);
+    const emu = new HsmEmulator(buildEmulator(), controlPath, fd, {});
     if (emu.readWord('magic') !== LAYOUT.MAGIC || emu.readWord('version') !== LAYOUT.VERSION || emu.read('functionCount') !== FUNCTIONS.length) {
       emu.close();
       throw new Error(`${controlPath} is not an HSM emulator control block of version ${LAYOUT.VERSION}`);
@@ -116,17 +163,31 @@ export class HsmEmulator {
     return emu;
   }
 
-  /** The environment a spawned keyward server needs to use the emulator with this control file. */
+  /** The environment a spawned keyward server needs to use the emulator with this control file and these FIPS modes. */
   env(): Record<string, string> {
-    return { KEYWARD_HSM_LIB: this.lib, KEYWARD_HSM_EMULATOR_CONTROL: this.controlPath };
+    return { KEYWARD_HSM_LIB: this.lib, KEYWARD_HSM_EMULATOR_CONTROL: this.controlPath, ...fipsEnv(this.modes) };
   }
 
-  /** Points this process's module at the control file; the module reads it once, when first loaded. */
+  /**
+   * Points this process's module at the control file (read once, when the module is first loaded)
+   * and at the FIPS modes (read at each C_Initialize).
+   */
   useInProcess(): this {
     if (processControl) throw new Error(`this process's HSM emulator already uses ${processControl}; use one emulator per test file`);
     processControl = this.controlPath;
     process.env.KEYWARD_HSM_EMULATOR_CONTROL = this.controlPath;
+    Object.assign(process.env, fipsEnv(this.modes));
     return this;
+  }
+
+  /**
+   * Replaces the FIPS modes: env() gives them from now on, and in the process that useInProcess()
+   * chose, the module takes them at its next C_Initialize (after a C_Finalize).
+   */
+  setFipsModes(modes: FipsModes): void {
+    const vars = fipsEnv(modes);
+    this.modes = structuredClone(modes);
+    if (processControl === this.controlPath) Object.assign(process.env, vars);
   }
 
   /** The round trip every call waits before it goes on, in microseconds. */
@@ -185,17 +246,22 @@ export class HsmEmulator {
     this.write('peakSessions', this.openSessions);
   }
 
-  /** Calls per function so far (since the control file was made, across module reloads). */
-  counts(): Record<Pkcs11Function, number> {
+  /**
+   * Calls per function so far (since the control file was made, across module reloads), and
+   * caller_iv_encryptions (CALLER_IV_ENCRYPTIONS).
+   */
+  counts(): Record<Counter, number> {
     const block = Buffer.alloc(FUNCTIONS.length * 8);
     readSync(this.fd, block, 0, block.length, LAYOUT.HEADER_WORDS * 8);
-    return Object.fromEntries(FUNCTIONS.map((fn, i) => [fn, Number(block.readBigUInt64LE(i * 8))])) as Record<Pkcs11Function, number>;
+    const calls = Object.fromEntries(FUNCTIONS.map((fn, i) => [fn, Number(block.readBigUInt64LE(i * 8))])) as Record<Pkcs11Function, number>;
+    return { ...calls, [CALLER_IV_ENCRYPTIONS]: this.read('callerIvEncryptions') };
   }
 
-  /** The calls made since `before` (a `counts()`), leaving out functions not called. */
-  callsSince(before: Record<Pkcs11Function, number>): Partial<Record<Pkcs11Function, number>> {
+  /** What changed since `before` (a `counts()`), leaving out what did not. */
+  callsSince(before: Record<Counter, number>): Partial<Record<Counter, number>> {
     const now = this.counts();
-    return Object.fromEntries(FUNCTIONS.filter((fn) => now[fn] !== before[fn]).map((fn) => [fn, now[fn] - before[fn]]));
+    const counters = [...FUNCTIONS, CALLER_IV_ENCRYPTIONS] as const;
+    return Object.fromEntries(counters.filter((c) => now[c] !== before[c]).map((c) => [c, now[c] - before[c]]));
   }
 
   close(): void {
