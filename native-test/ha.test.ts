@@ -1,4 +1,7 @@
+import { randomBytes } from 'node:crypto';
 import { rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pgClient from 'pg';
 import { afterEach, describe, expect, inject, it } from 'vitest';
@@ -212,6 +215,57 @@ describe('HA: three nodes on PostgreSQL', () => {
       },
       4000,
     );
+  });
+
+  it('a rekey whose switch a crash cut short after its reply: every node reports it, the node unsealed with the new shares finishes it once active, the others follow', async () => {
+    const crashFile = join(tmpdir(), `kw-crash-after-reply-${randomBytes(4).toString('hex')}`);
+    cluster = await startTestCluster({ pgUrl: inject('pgUrl'), size: 2, lockTtl: '3s', env: { KEYWARD_TEST_CRASH_AFTER_REPLY_FILE: crashFile } });
+    const c = cluster;
+    const { keys: oldKeys, root } = await initCluster(c);
+    const active = await activeNode(c);
+    const other = 1 - active;
+    await call(c.nodes[active]!.url, 'PUT', 'secret/kept', { token: root, body: { v: 'kept' } });
+
+    // The active node hands out the new shares, then dies before switching to them.
+    await writeFile(crashFile, '');
+    const start = await call(c.nodes[active]!.url, 'PUT', 'sys/rekey/init', { body: { secret_shares: 5, secret_threshold: 3 } });
+    let done: Reply | undefined;
+    for (const key of oldKeys.slice(0, 2)) done = await call(c.nodes[active]!.url, 'PUT', 'sys/rekey/update', { body: { key, nonce: start.body.nonce } });
+    expect(done!.body.complete).toBe(true);
+    const newKeys = done!.body.keys as string[];
+    await c.nodes[active]!.server.exited;
+    await rm(crashFile);
+
+    // The node that takes over reports the rekey awaiting completion, with its threshold.
+    expect(await activeNode(c, [other])).toBe(other);
+    expect((await call(c.nodes[other]!.url, 'GET', 'sys/seal-status')).body).toMatchObject({ t: 2, n: 3, rekey_pending: { nonce: start.body.nonce, t: 3, n: 5 } });
+    expect((await call(c.nodes[other]!.url, 'GET', 'sys/rekey/init')).body).toMatchObject({ completion_pending: true, t: 3, n: 5 });
+
+    // The crashed node comes back and the new shares unseal it; once it is active it finishes the switch.
+    await c.start(active);
+    await c.unseal(active, newKeys.slice(2, 5));
+    expect((await call(c.nodes[active]!.url, 'GET', 'sys/seal-status')).body.sealed).toBe(false);
+    expect((await call(c.nodes[other]!.url, 'PUT', 'sys/step-down', { token: root })).status).toBe(204);
+    expect(await activeNode(c)).toBe(active);
+    for (const n of c.nodes) {
+      await waitFor(
+        `${n.id} to show 3 of 5 and no rekey pending`,
+        async () => {
+          const st = (await call(n.url, 'GET', 'sys/seal-status')).body;
+          return st.t === 3 && st.n === 5 && st.rekey_pending === undefined ? true : undefined;
+        },
+        5000,
+      );
+      expect((await call(n.url, 'GET', 'secret/kept', { token: root })).body.data).toEqual({ v: 'kept' });
+    }
+    // Only the new shares open it now.
+    await c.nodes[other]!.server.kill();
+    await c.start(other);
+    let refused: Reply | undefined;
+    for (const key of oldKeys) refused = await call(c.nodes[other]!.url, 'PUT', 'sys/unseal', { body: { key } });
+    expect(refused!.status).toBe(400);
+    await c.unseal(other, newKeys.slice(0, 3));
+    expect((await call(c.nodes[other]!.url, 'GET', 'sys/seal-status')).body.sealed).toBe(false);
   });
 
   it('follows a rekey: standbys show the new t/n at once, the new shares unseal after failover, a rekey cut short by failover is reported cancelled', async () => {

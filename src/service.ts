@@ -95,6 +95,8 @@ export async function startService(config: ServerConfig, log: Logger, opts: Serv
     rotationCheckMs: config.rotationCheckMs,
     tokenTtls: config.tokenTtls,
     now: opts.now,
+    // Test-only: the HA no-lockout test kills the active node between a rekey's reply and its switch.
+    crashAfterReplyFile: process.env.KEYWARD_TEST_CRASH_AFTER_REPLY_FILE,
     ha,
   });
   const l = config.listener;

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { TokenBarrier, type BarrierOp } from '../barrier/barrier.js';
 import { BarrierView } from '../barrier/view.js';
@@ -51,6 +52,12 @@ export interface CoreOptions {
   ha?: HaSettings;
   /** Token lifetimes (`default_lease_ttl`, `max_lease_ttl`); Vault's 768h each when not given. */
   tokenTtls?: TokenTtls;
+  /**
+   * Test-only (KEYWARD_TEST_CRASH_AFTER_REPLY_FILE, never from config): while this file exists the
+   * process SIGKILLs itself once a reply has left, before the work that follows it (confirming an
+   * init, switching to a rekey's new shares).
+   */
+  crashAfterReplyFile?: string;
 }
 
 export interface TermStatus {
@@ -207,6 +214,7 @@ export class Core {
    * have finished stays pending, for an unseal with the new shares to finish.
    */
   private settleAfterReply(what: string, fn: () => Promise<void>): void {
+    if (this.opts.crashAfterReplyFile && existsSync(this.opts.crashAfterReplyFile)) process.kill(process.pid, 'SIGKILL');
     this.afterReply = this.afterReply
       .then(() => this.stateLock.run(fn))
       .catch((err: unknown) => this.log.error({ err }, `${what} after the reply failed; it stays pending until an unseal with the new shares finishes it`));
