@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import pkcs11js from 'pkcs11js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { combine } from '../src/crypto/shamir.js';
+import { decodeBlob } from '../src/pkcs11/key-wrap.js';
 import { findSlot } from '../src/pkcs11/module.js';
 import { type Hit, scanProcessMemory, spellingsOf } from './support/process-memory.js';
 import { type FreshServer, startServerProcess } from './support/process.js';
@@ -52,7 +53,8 @@ function termKeysInClear(token: TestToken, dir: string, rootKey: Buffer): Buffer
     const [sealKey] = p11.C_FindObjects(session, 1);
     p11.C_FindObjectsFinal(session);
     return keyring.terms.map(({ wrapped }) => {
-      const key = p11.C_UnwrapKey(session, { mechanism: pkcs11js.CKM_AES_KEY_WRAP_PAD }, sealKey!, Buffer.from(wrapped, 'base64'), [
+      // Stored blobs name their key-wrap algorithm; SoftHSM2's is RFC 5649 under 0x210A.
+      const key = p11.C_UnwrapKey(session, { mechanism: pkcs11js.CKM_AES_KEY_WRAP_PAD }, sealKey!, decodeBlob(Buffer.from(wrapped, 'base64')).wrapped, [
         { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
         { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
         { type: pkcs11js.CKA_TOKEN, value: false },

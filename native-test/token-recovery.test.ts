@@ -400,7 +400,7 @@ describe('Token recovery ladder and connection errors, against SoftHSM2', () => 
     const key = token.generateKey();
     expect(injector.firedAt).toBe('C_DestroyObject');
     expect(tokenObjects()).toBe(before);
-    expect(key.blob).toHaveLength(40);
+    expect(key.blob).toHaveLength(42);
   });
 
   describe('fault injection (the test machinery the HSM fault suite relies on)', () => {

@@ -44,7 +44,9 @@ describe('Token against SoftHSM2', () => {
     const raw = Buffer.alloc(32, 0x5a);
     const key = token.importKey(raw);
     expect(raw.equals(Buffer.alloc(32))).toBe(true);
-    expect(key.blob.length).toBe(40);
+    // A version byte and the key-wrap algorithm (1: RFC 5649, SoftHSM2's 0x210A), then the 40 wrapped bytes.
+    expect(key.blob.length).toBe(42);
+    expect([...key.blob.subarray(0, 2)]).toEqual([1, 1]);
     const { p11, slot } = sideChannel(t);
     expect(attribute(p11, slot, key.handle!, pkcs11js.CKA_EXTRACTABLE)[0]).toBe(0);
     expect(attribute(p11, slot, key.handle!, pkcs11js.CKA_SENSITIVE)[0]).toBe(1);

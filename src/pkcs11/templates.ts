@@ -48,6 +48,18 @@ export function transportedKeyTemplate(): pkcs11js.Template {
   return wrappableKeyTemplate().filter((a) => a.type !== pkcs11js.CKA_VALUE_LEN);
 }
 
+/** A key-encryption key entering by key transport: used only to wrap (the key-wrap known-answer test). */
+export function transportedWrappingKeyTemplate(): pkcs11js.Template {
+  return [
+    ...secretAes,
+    { type: pkcs11js.CKA_TOKEN, value: false },
+    { type: pkcs11js.CKA_PRIVATE, value: true },
+    { type: pkcs11js.CKA_SENSITIVE, value: true },
+    { type: pkcs11js.CKA_EXTRACTABLE, value: false },
+    { type: pkcs11js.CKA_WRAP, value: true },
+  ];
+}
+
 /** The public half of the key-transport pair: only its modulus and exponent are read, to encrypt to it in software. */
 export function transportPublicTemplate(): pkcs11js.Template {
   return [

@@ -13,9 +13,11 @@ import { FaultInjector, type FaultPlan } from './fault-injection.js';
 import { findSlot, initializeModule, initializeOptions, loadModule, type SlotSelector } from './module.js';
 import { SessionPool, type PoolHost } from './session-pool.js';
 import { encryptForTransport, OAEP_CHOICES, OAEP_REFUSALS, oaepMechanism, rsaPublicKey, type OaepChoice } from './key-transport.js';
+import { decodeBlob, encodeBlob, KAT_KEK, KAT_KEY, KEY_WRAP_CANDIDATES, type KeyWrapAlgorithm, knownAnswer } from './key-wrap.js';
 import {
   sealKeyTemplate,
   transportedKeyTemplate,
+  transportedWrappingKeyTemplate,
   transportPrivateTemplate,
   transportPublicTemplate,
   workingKeyTemplate,
@@ -45,7 +47,6 @@ export interface TokenDispatch {
 
 export const GCM_TAG_BYTES = 16;
 export const GCM_IV_BYTES = 12;
-const KWP = { mechanism: pkcs11js.CKM_AES_KEY_WRAP_PAD };
 // pkcs11js passes a zero-length Buffer.alloc(0) as NULL, which SoftHSM rejects; a zero-length view of a real buffer is not NULL.
 const EMPTY = Buffer.alloc(1).subarray(0, 0);
 const MAX_BACKOFF_MS = 30_000;
@@ -87,6 +88,8 @@ export class Token {
   private epoch = 0;
   private dispatchInfo: TokenDispatch | undefined;
   private pool: SessionPool | undefined;
+  /** The key-wrap mechanism number of each algorithm the module does, found by known-answer tests at first use. */
+  private keyWrap: Map<KeyWrapAlgorithm, number> | undefined;
   /** The key-transport pair of this session (its private half a session object, so per generation). */
   private transport: { generation: number; publicKey: KeyObject; privateKey: Buffer; oaep: OaepChoice } | undefined;
 
@@ -142,12 +145,7 @@ export class Token {
    */
   importKey(raw: Buffer): TokenKey {
     try {
-      return this.run('C_UnwrapKey', (s) => {
-        const t = this.transportKey(s);
-        const wrapped = encryptForTransport(t.publicKey, t.oaep, raw);
-        const temp = this.module().C_UnwrapKey(s, oaepMechanism(t.oaep), t.privateKey, wrapped, transportedKeyTemplate());
-        return this.wrapAndReplace(s, temp);
-      });
+      return this.run('C_UnwrapKey', (s) => this.wrapAndReplace(s, this.transportIn(s, raw, transportedKeyTemplate())));
     } finally {
       raw.fill(0);
     }
@@ -313,11 +311,65 @@ export class Token {
     throw refusal!;
   }
 
+  /** `raw` entered into the token by key transport, as a session object made with `template`. */
+  private transportIn(s: Buffer, raw: Buffer, template: pkcs11js.Template): Buffer {
+    const t = this.transportKey(s);
+    return this.module().C_UnwrapKey(s, oaepMechanism(t.oaep), t.privateKey, encryptForTransport(t.publicKey, t.oaep, raw), template);
+  }
+
+  /**
+   * Which key-wrap algorithms the module does, and under which numbers: each candidate it lists
+   * wraps RFC 3394's test key under its test KEK (both brought in by key transport), and counts
+   * only if the result is what that algorithm gives in software.
+   */
+  private keyWrapMechanisms(s: Buffer): Map<KeyWrapAlgorithm, number> {
+    if (this.keyWrap) return this.keyWrap;
+    const p11 = this.module();
+    const offered = new Set(p11.C_GetMechanismList(this.slotHandle!).map(Number));
+    const found = new Map<KeyWrapAlgorithm, number>();
+    const kek = this.transportIn(s, Buffer.from(KAT_KEK), transportedWrappingKeyTemplate());
+    const data = this.transportIn(s, Buffer.from(KAT_KEY), transportedKeyTemplate());
+    try {
+      for (const { algorithm, mechanism } of KEY_WRAP_CANDIDATES) {
+        if (!offered.has(mechanism) || found.has(algorithm)) continue;
+        let out: Buffer;
+        try {
+          out = Buffer.from(p11.C_WrapKey(s, { mechanism }, kek, data, Buffer.alloc(64)));
+        } catch (err) {
+          this.log?.info({ mechanism: `0x${mechanism.toString(16)}`, ckr: asTokenError(err, 'C_WrapKey').ckr }, 'key-wrap mechanism listed but refused');
+          continue;
+        }
+        if (out.equals(knownAnswer(algorithm))) found.set(algorithm, mechanism);
+        else this.log?.info({ mechanism: `0x${mechanism.toString(16)}`, expected: algorithm }, 'key-wrap mechanism is not the algorithm its number names elsewhere; not used');
+      }
+    } finally {
+      p11.C_DestroyObject(s, kek);
+      p11.C_DestroyObject(s, data);
+    }
+    if (!found.size) {
+      throw new TokenError('CKR_MECHANISM_INVALID', 0x70, 'C_WrapKey: the token does no AES key wrap keyward can use (RFC 5649 as 0x210A or 0x210B, RFC 3394 as 0x2109)');
+    }
+    this.log?.info({ keyWrap: Object.fromEntries([...found].map(([a, m]) => [a, `0x${m.toString(16)}`])) }, 'key-wrap mechanisms chosen by known-answer tests');
+    this.keyWrap = found;
+    return found;
+  }
+
+  /** The mechanism for `algorithm`, which wrapped (or is to wrap) a blob. */
+  private wrapMechanism(s: Buffer, algorithm: KeyWrapAlgorithm): pkcs11js.Mechanism {
+    const mechanism = this.keyWrapMechanisms(s).get(algorithm);
+    if (mechanism === undefined) {
+      throw new TokenError('CKR_MECHANISM_INVALID', 0x70, `C_UnwrapKey: the token no longer does ${algorithm} key wrap, which wrapped this key`);
+    }
+    return { mechanism };
+  }
+
   private wrapAndReplace(s: Buffer, temp: Buffer): TokenKey {
     const p11 = this.module();
     let blob: Buffer;
     try {
-      blob = Buffer.from(p11.C_WrapKey(s, KWP, this.requireSealKey(), temp, Buffer.alloc(64)));
+      // RFC 5649 where the module does it, else RFC 3394, which fits a 32-byte key.
+      const algorithm: KeyWrapAlgorithm = this.keyWrapMechanisms(s).has('rfc5649') ? 'rfc5649' : 'rfc3394';
+      blob = encodeBlob(algorithm, Buffer.from(p11.C_WrapKey(s, this.wrapMechanism(s, algorithm), this.requireSealKey(), temp, Buffer.alloc(64))));
     } finally {
       p11.C_DestroyObject(s, temp);
     }
@@ -330,7 +382,8 @@ export class Token {
     if (key.handle && key.generation === this.generation) return key.handle;
     const session = this.session!;
     try {
-      key.handle = this.module().C_UnwrapKey(session, KWP, this.requireSealKey(), key.blob, workingKeyTemplate());
+      const { algorithm, wrapped } = decodeBlob(key.blob);
+      key.handle = this.module().C_UnwrapKey(session, this.wrapMechanism(session, algorithm), this.requireSealKey(), wrapped, workingKeyTemplate());
     } catch (err) {
       const te = asTokenError(err, 'C_UnwrapKey');
       // KWP's integrity check failing means the blob was not made by this seal key.
