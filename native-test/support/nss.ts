@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
@@ -9,6 +9,10 @@ import type { TestToken } from './softhsm.js';
 /** Debian's NSS softokn, a second PKCS#11 module (libnss3; its database tool comes with libnss3-tools). */
 export const NSS_SOFTOKN = '/usr/lib/x86_64-linux-gnu/libsoftokn3.so';
 export const NSS_TOKEN_LABEL = 'NSS Certificate DB';
+/** The one token softokn's FIPS function list offers: the same database under another name. */
+export const NSS_FIPS_TOKEN_LABEL = 'NSS FIPS 140-2 Certificate DB';
+
+const FIPS_LOADER_BUILD = join(import.meta.dirname, '..', 'nss-fips-loader', 'build.sh');
 
 /** An NSS token: a fresh database whose user PIN is random, and the library parameters that name it. */
 export interface NssToken extends TestToken {
@@ -20,16 +24,44 @@ export interface NssToken extends TestToken {
  * C_Initialize's library parameters, which keyward takes from `library_parameters`.
  */
 export async function freshNssToken(): Promise<NssToken> {
+  const dir = await nssDatabase(randomBytes(6).toString('hex'), false);
+  return nssToken(dir.path, dir.pin, NSS_SOFTOKN, NSS_TOKEN_LABEL);
+}
+
+/**
+ * A new NSS database in FIPS mode, served by softokn's FIPS function list through the loader of
+ * native-test/nss-fips-loader (pkcs11js only asks a module for C_GetFunctionList, which is the
+ * non-FIPS list). The database is flagged FIPS (`modutil -fips true`) before its PIN is set, so
+ * NSS holds the PIN to its FIPS rules (at least 7 characters of 3 classes, a leading capital and a
+ * trailing digit not counting); softokn itself reads no flag: its FIPS mode is the function list.
+ */
+export async function freshNssFipsToken(): Promise<NssToken> {
+  const dir = await nssDatabase(`kw-${randomBytes(6).toString('hex')}-K`, true);
+  return nssToken(dir.path, dir.pin, buildNssFipsLoader(), NSS_FIPS_TOKEN_LABEL);
+}
+
+/** Builds the FIPS loader for NSS_SOFTOKN when missing or older than its source, and returns its path. */
+export function buildNssFipsLoader(): string {
+  const r = spawnSync('bash', [FIPS_LOADER_BUILD, NSS_SOFTOKN], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`building the NSS FIPS loader failed (needs cc and libp11-kit-dev; scripts/setup.sh installs them): ${r.stderr || r.error?.message}`);
+  return r.stdout.trim();
+}
+
+async function nssDatabase(pin: string, fips: boolean): Promise<{ path: string; pin: string }> {
   if (!existsSync(NSS_SOFTOKN)) throw new Error(`${NSS_SOFTOKN} is missing (Debian's libnss3; scripts/setup.sh installs it)`);
-  const dir = await mkdtemp(join(tmpdir(), 'keyward-nss-'));
-  const pin = randomBytes(6).toString('hex');
-  await writeFile(join(dir, 'pin'), `${pin}\n`, { mode: 0o600 });
-  execFileSync('certutil', ['-N', '-d', `sql:${dir}`, '-f', join(dir, 'pin')], { stdio: 'pipe' });
+  const path = await mkdtemp(join(tmpdir(), fips ? 'keyward-nss-fips-' : 'keyward-nss-'));
+  await writeFile(join(path, 'pin'), `${pin}\n`, { mode: 0o600 });
+  if (fips) execFileSync('modutil', ['-fips', 'true', '-dbdir', `sql:${path}`, '-force'], { stdio: 'pipe' });
+  execFileSync('certutil', ['-N', '-d', `sql:${path}`, '-f', join(path, 'pin')], { stdio: 'pipe' });
+  return { path, pin };
+}
+
+function nssToken(dir: string, pin: string, lib: string, tokenLabel: string): NssToken {
   return {
     dir,
     // NSS reads no SoftHSM2 configuration; a server given this one would fail loudly if it tried.
     confPath: join(dir, 'no-softhsm2.conf'),
-    config: { lib: NSS_SOFTOKN, tokenLabel: NSS_TOKEN_LABEL, pin, keyLabel: 'keyward-seal' },
+    config: { lib, tokenLabel, pin, keyLabel: 'keyward-seal' },
     libraryParameters: `configdir='sql:${dir}' certPrefix='' keyPrefix='' secmod='secmod.db' flags=`,
   };
 }
