@@ -14,6 +14,8 @@ seal "pkcs11" {
   #                     # given to C_Initialize (NSS softokn needs its database this way); or KEYWARD_HSM_LIBRARY_PARAMETERS
   # max_parallel = 32   # PKCS#11 calls in flight on a pool of sessions (docs/HSM.md); unset: decided
   #                     # at startup by a measured round trip; 0: always on the event loop
+  # iv_policy = "token" # who picks AES-GCM IVs: "caller" (keyward) or "token" (FIPS-mode HSMs that
+  #                     # refuse a caller's IV); unset: a probe at the first encryption decides
   # pin: better from the environment, KEYWARD_HSM_PIN (VAULT_HSM_PIN also works)
 }
 

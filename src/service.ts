@@ -63,6 +63,7 @@ export async function startService(config: ServerConfig, log: Logger, opts: Serv
       keyLabel: config.seal.keyLabel,
       maxParallel: config.seal.maxParallel,
       libraryParameters: config.seal.libraryParameters,
+      ivPolicy: config.seal.ivPolicy,
     },
     log.child({ component: 'pkcs11' }),
   );

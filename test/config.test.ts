@@ -128,6 +128,14 @@ describe('config', () => {
     expect(() => validateConfig(doc({ http_idle_timeout: 'never' }), {})).toThrow('config: listener.tcp.http_idle_timeout: must be a positive duration');
   });
 
+  it('takes iv_policy from the seal block, else KEYWARD_HSM_IV_POLICY; unset leaves it to a probe', () => {
+    const doc = (seal: Record<string, unknown>) => ({ storage: { file: { path: '/d' } }, seal: { pkcs11: { token_label: 't', pin: 'p', ...seal } } });
+    expect(validateConfig(doc({}), {}).seal.ivPolicy).toBeUndefined();
+    expect(validateConfig(doc({ iv_policy: 'token' }), { KEYWARD_HSM_IV_POLICY: 'caller' }).seal.ivPolicy).toBe('token');
+    expect(validateConfig(doc({}), { KEYWARD_HSM_IV_POLICY: 'caller' }).seal.ivPolicy).toBe('caller');
+    expect(() => validateConfig(doc({ iv_policy: 'hsm' }), {})).toThrow('config: seal.pkcs11.iv_policy: must be "caller" or "token" (or left out, for a probe to decide), not "hsm"');
+  });
+
   it('names the bad field', async () => {
     const cases: Array<[unknown, string]> = [
       [{ seal: { pkcs11: { token_label: 't', pin: 'p' } } }, 'config: storage: missing block'],

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { allocateValue, HEADER_BYTES, parseValue, termOf } from '../src/crypto/value-format.js';
+import { allocateValue, formatValue, HEADER_BYTES, parseValue, termOf } from '../src/crypto/value-format.js';
 import { IntegrityError } from '../src/pkcs11/errors.js';
 
 describe('barrier value format', () => {
@@ -30,9 +30,9 @@ describe('barrier value format', () => {
       const short = Buffer.alloc(length, 0x02);
       expect(() => parseValue(short, 'kv/x'), String(length)).toThrow(new IntegrityError('value at "kv/x" is too short to be a barrier value'));
     }
-    const v1 = Buffer.from(empty);
-    v1[4] = 0x03;
-    expect(() => parseValue(v1, 'kv/y')).toThrow(new IntegrityError('value at "kv/y" has unknown format version 3'));
+    const unknown = Buffer.from(empty);
+    unknown[4] = 0x04;
+    expect(() => parseValue(unknown, 'kv/y')).toThrow(new IntegrityError('value at "kv/y" has unknown format version 4'));
   });
 
   it('reads terms as unsigned 32-bit big-endian, up to 2^32 - 1', () => {
@@ -40,5 +40,19 @@ describe('barrier value format', () => {
     expect(v.subarray(0, 5).toString('hex')).toBe('ffffffff02');
     expect(termOf(v)).toBe(0xffffffff);
     expect(parseValue(v, 'p').term).toBe(0xffffffff);
+  });
+
+  it('stores an IV the token chose at another length (Luna: 16 bytes) as version 3, and reads both versions', () => {
+    const sealed = Buffer.alloc(21 + 16, 9);
+    const iv16 = Buffer.alloc(16, 3);
+    const v3 = formatValue(7, iv16, sealed);
+    expect([...v3.subarray(0, 6)]).toEqual([0, 0, 0, 7, 3, 16]);
+    expect(parseValue(v3, 'p')).toEqual({ term: 7, nonce: iv16, sealed });
+    const iv12 = Buffer.alloc(12, 4);
+    const v2 = formatValue(7, iv12, sealed);
+    expect(v2[4]).toBe(2);
+    expect(parseValue(v2, 'p')).toEqual({ term: 7, nonce: iv12, sealed });
+    expect(() => parseValue(Buffer.concat([Buffer.from([0, 0, 0, 7, 3, 200]), Buffer.alloc(30)]), 'p')).toThrow(/too short for its IV/);
+    expect(() => parseValue(Buffer.concat([Buffer.from([0, 0, 0, 7, 3, 0]), Buffer.alloc(40)]), 'p')).toThrow(/too short for its IV/);
   });
 });

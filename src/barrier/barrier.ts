@@ -1,5 +1,5 @@
 import type { StorageBackend, StorageOp } from '../storage/backend.js';
-import { allocateValue, HEADER_BYTES, parseValue, termOf } from '../crypto/value-format.js';
+import { allocateValue, formatValue, HEADER_BYTES, parseValue, termOf } from '../crypto/value-format.js';
 import { nextNonce } from '../crypto/nonce.js';
 import type { Token, TokenKey } from '../pkcs11/token.js';
 import { SealedError, UnknownTermError } from './errors.js';
@@ -203,9 +203,11 @@ export class TokenBarrier implements SecurityBarrier {
     if (!this.keyring) return Promise.reject(new SealedError());
     const term = this.keyring.activeTerm;
     this.counts.set(term, (this.counts.get(term) ?? 0) + 1);
+    const key = this.termKeys.get(term)!;
+    if (this.token.ivStyle() !== 'caller') return this.token.sealAsync(key, Buffer.from(path), plaintext).then(({ iv, sealed }) => formatValue(term, iv, sealed));
     const nonce = nextNonce();
     const value = allocateValue(term, nonce, plaintext.length);
-    return this.token.encryptAsync(this.termKeys.get(term)!, nonce, Buffer.from(path), plaintext, value.subarray(HEADER_BYTES)).then(() => value);
+    return this.token.encryptAsync(key, nonce, Buffer.from(path), plaintext, value.subarray(HEADER_BYTES)).then(() => value);
   }
 
   decrypt(path: string, value: Buffer): Promise<Buffer> {
@@ -441,6 +443,10 @@ export class TokenBarrier implements SecurityBarrier {
 
   /** The control path (keyring, upgrade entries): few calls, made inline on the token's own session. */
   private encryptWith(key: TokenKey, term: number, path: string, plaintext: Buffer): Buffer {
+    if (this.token.ivStyle() !== 'caller') {
+      const { iv, sealed } = this.token.seal(key, Buffer.from(path), plaintext);
+      return formatValue(term, iv, sealed);
+    }
     const nonce = nextNonce();
     const value = allocateValue(term, nonce, plaintext.length);
     this.token.encrypt(key, nonce, Buffer.from(path), plaintext, value.subarray(HEADER_BYTES));

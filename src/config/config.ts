@@ -32,6 +32,8 @@ export interface SealConfigBlock {
   maxParallel?: number;
   /** Given to C_Initialize: NSS softokn's `configdir='sql:DIR' certPrefix='' keyPrefix='' secmod='secmod.db' flags=`. */
   libraryParameters?: string;
+  /** Who picks AES-GCM IVs: keyward (`caller`) or the token (FIPS-mode HSMs); unset, a probe at the first encryption decides. */
+  ivPolicy?: 'caller' | 'token';
 }
 
 export interface ListenerConfig {

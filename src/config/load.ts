@@ -141,7 +141,7 @@ function aesGcmMechanism(v: unknown, field: string): void {
 function sealBlock(v: unknown, env: NodeJS.ProcessEnv): SealConfigBlock {
   const [, body] = labelledBlock(v, 'seal', ['pkcs11']);
   const f = (name: string) => `seal.pkcs11.${name}`;
-  allowOnly(body, 'seal.pkcs11', ['lib', 'token_label', 'slot', 'pin', 'key_label', 'generate_key', 'mechanism', 'max_parallel', 'library_parameters']);
+  allowOnly(body, 'seal.pkcs11', ['lib', 'token_label', 'slot', 'pin', 'key_label', 'generate_key', 'mechanism', 'max_parallel', 'library_parameters', 'iv_policy']);
   const fromEnv = (name: string) => env[`KEYWARD_HSM_${name}`] ?? env[`VAULT_HSM_${name}`];
   const tokenLabel = optionalString(body.token_label ?? fromEnv('TOKEN_LABEL'), f('token_label'));
   const slotRaw = body.slot ?? fromEnv('SLOT');
@@ -164,6 +164,7 @@ function sealBlock(v: unknown, env: NodeJS.ProcessEnv): SealConfigBlock {
     generateKey: bool(body.generate_key ?? fromEnv('GENERATE_KEY') ?? false, f('generate_key')),
     maxParallel,
     libraryParameters: optionalString(body.library_parameters ?? fromEnv('LIBRARY_PARAMETERS'), f('library_parameters')),
+    ivPolicy: ivPolicy(body.iv_policy ?? fromEnv('IV_POLICY'), f('iv_policy')),
   };
 }
 
@@ -277,4 +278,11 @@ function logLevel(v: unknown): string {
   const levels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
   if (!levels.includes(level.toLowerCase())) throw new ConfigError('log_level', `must be one of ${levels.join(', ')}`);
   return level.toLowerCase();
+}
+
+/** Who picks AES-GCM IVs: `caller` (keyward) or `token` (a FIPS-mode HSM); unset, a probe decides. */
+function ivPolicy(v: unknown, field: string): 'caller' | 'token' | undefined {
+  const text = optionalString(v, field);
+  if (text === undefined || text === 'caller' || text === 'token') return text;
+  throw new ConfigError(field, `must be "caller" or "token" (or left out, for a probe to decide), not "${text}"`);
 }

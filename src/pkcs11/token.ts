@@ -9,6 +9,7 @@ import {
   TokenError,
   TokenUnavailableError,
 } from './errors.js';
+import { nextNonce } from '../crypto/nonce.js';
 import { FaultInjector, type FaultPlan } from './fault-injection.js';
 import { findSlot, initializeModule, initializeOptions, loadModule, type SlotSelector } from './module.js';
 import { SessionPool, type PoolHost } from './session-pool.js';
@@ -32,7 +33,19 @@ export interface TokenConfig extends SlotSelector {
   maxParallel?: number;
   /** Passed to C_Initialize (NSS softokn needs its database directory this way). */
   libraryParameters?: string;
+  /** Who picks AES-GCM encryption IVs: keyward (`caller`) or the token; unset decides by a probe. */
+  ivPolicy?: 'caller' | 'token';
 }
+
+/**
+ * Who picks AES-GCM encryption IVs. `caller`: keyward (nextNonce). FIPS-mode HSMs refuse that and
+ * pick their own: `written` into the caller's IV buffer at C_EncryptInit (AWS CloudHSM, Thales
+ * ProtectServer), or `appended` after the tag, 16 bytes (Thales Luna).
+ */
+export type IvStyle = 'caller' | 'written' | 'appended';
+
+/** Luna's IV, after the tag. */
+const APPENDED_IV_BYTES = 16;
 
 /** Where AES-GCM calls run: inline on the event loop (in-process modules) or on a pool of threads and sessions. */
 export interface TokenDispatch {
@@ -88,6 +101,8 @@ export class Token {
   private epoch = 0;
   private dispatchInfo: TokenDispatch | undefined;
   private pool: SessionPool | undefined;
+  /** Who picks GCM IVs, probed (or configured) at the first encryption. */
+  private ivStyleFound: IvStyle | undefined;
   /** The key-wrap mechanism number of each algorithm the module does, found by known-answer tests at first use. */
   private keyWrap: Map<KeyWrapAlgorithm, number> | undefined;
   /** The key-transport pair of this session (its private half a session object, so per generation). */
@@ -231,17 +246,104 @@ export class Token {
   }
 
   /**
-   * Whether two working keys hold the same key material, decided inside the token: both encrypt
-   * the same fixed block and the outputs are compared in constant time. No secret is encrypted,
-   * so the fixed IV does no harm.
+   * Whether two working keys hold the same key material, decided inside the token. Where keyward
+   * picks IVs both encrypt the same block under a fixed IV and the outputs are compared in constant
+   * time (no secret is encrypted, so the fixed IV does no harm). Where the token picks them, a block
+   * sealed under `a` must open under `b`; a refusal is asked twice, as a module's transient failure
+   * can look like a tag that does not verify.
    */
   sameKey(a: TokenKey, b: TokenKey): boolean {
-    const probe = Buffer.alloc(32);
-    const iv = Buffer.alloc(GCM_IV_BYTES);
     const aad = Buffer.from('keyward key comparison');
-    const ea = this.encrypt(a, iv, aad, probe, Buffer.alloc(48));
-    const eb = this.encrypt(b, iv, aad, probe, Buffer.alloc(48));
-    return timingSafeEqual(ea, eb);
+    if (this.ivStyle() === 'caller') {
+      const probe = Buffer.alloc(32);
+      const iv = Buffer.alloc(GCM_IV_BYTES);
+      return timingSafeEqual(this.encrypt(a, iv, aad, probe, Buffer.alloc(48)), this.encrypt(b, iv, aad, probe, Buffer.alloc(48)));
+    }
+    const opens = () => {
+      const { iv, sealed } = this.seal(a, aad, Buffer.alloc(32));
+      try {
+        this.decrypt(b, iv, aad, sealed, 'key comparison');
+        return true;
+      } catch (err) {
+        if (err instanceof IntegrityError) return false;
+        throw err;
+      }
+    };
+    return opens() || opens();
+  }
+
+  /** Who picks GCM encryption IVs on this token: probed at the first call (or as configured), then fixed. */
+  ivStyle(): IvStyle {
+    return this.ivStyleFound ?? this.run('C_EncryptInit', (s) => this.probeIvStyle(s));
+  }
+
+  /**
+   * AES-256-GCM under an IV keyward picks (nextNonce) or, on a token that picks its own, under
+   * the IV it chose: returns that IV with ciphertext ‖ tag.
+   */
+  seal(key: TokenKey, aad: Buffer, plaintext: Buffer): { iv: Buffer; sealed: Buffer } {
+    const style = this.ivStyle();
+    return this.run('C_Encrypt', (s) => {
+      const p11 = this.module();
+      // A fresh buffer each attempt: a token that writes its IV into it refuses one that is not zero.
+      const iv = style === 'caller' ? Buffer.from(nextNonce()) : Buffer.alloc(GCM_IV_BYTES);
+      p11.C_EncryptInit(s, gcm(iv, aad), this.handleOf(key));
+      const expected = plaintext.length + GCM_TAG_BYTES + (style === 'appended' ? APPENDED_IV_BYTES : 0);
+      const out = p11.C_Encrypt(s, plaintext.length ? plaintext : EMPTY, Buffer.alloc(expected));
+      if (out.length !== expected) throw new Error(`token returned ${out.length} bytes of GCM output for ${plaintext.length} bytes of input, not ${expected}`);
+      if (style === 'appended') return { iv: Buffer.from(out.subarray(expected - APPENDED_IV_BYTES)), sealed: out.subarray(0, expected - APPENDED_IV_BYTES) };
+      if (style === 'written' && iv.every((b) => b === 0)) {
+        throw new TokenError('CKR_MECHANISM_PARAM_INVALID', 0x71, 'C_EncryptInit: the token did not write the IV it chose into the GCM parameters');
+      }
+      return { iv, sealed: out };
+    });
+  }
+
+  /** seal, where it does not block the event loop on a remote module: token-chosen IVs are sealed inline for now. */
+  sealAsync(key: TokenKey, aad: Buffer, plaintext: Buffer): Promise<{ iv: Buffer; sealed: Buffer }> {
+    try {
+      return Promise.resolve(this.seal(key, aad, plaintext));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * Encrypts a block under a throwaway key: a module that takes a caller's IV gets `caller`; one
+   * that refuses it (CKR_MECHANISM_PARAM_INVALID) is asked again with a zero IV, and where the IV it
+   * chose turns up names its style.
+   */
+  private probeIvStyle(s: Buffer): IvStyle {
+    if (this.cfg.ivPolicy === 'caller') return (this.ivStyleFound = 'caller');
+    const p11 = this.module();
+    const key = p11.C_GenerateKey(s, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, wrappableKeyTemplate());
+    const block = Buffer.alloc(16);
+    try {
+      if (this.cfg.ivPolicy !== 'token') {
+        try {
+          p11.C_EncryptInit(s, gcm(randomBytes(GCM_IV_BYTES), EMPTY), key);
+          p11.C_Encrypt(s, block, Buffer.alloc(64));
+          return this.foundIvStyle('caller');
+        } catch (err) {
+          const te = asTokenError(err, 'C_EncryptInit');
+          if (te.ckr !== 'CKR_MECHANISM_PARAM_INVALID') throw te;
+        }
+      }
+      const iv = Buffer.alloc(GCM_IV_BYTES);
+      p11.C_EncryptInit(s, gcm(iv, EMPTY), key);
+      const out = p11.C_Encrypt(s, block, Buffer.alloc(64));
+      if (out.length === block.length + GCM_TAG_BYTES + APPENDED_IV_BYTES) return this.foundIvStyle('appended');
+      if (out.length === block.length + GCM_TAG_BYTES && !iv.every((b) => b === 0)) return this.foundIvStyle('written');
+      throw new TokenError('CKR_MECHANISM_PARAM_INVALID', 0x71, 'C_EncryptInit: the token picks GCM IVs itself but neither writes the one it chose into the parameters nor appends it to the output');
+    } finally {
+      p11.C_DestroyObject(s, key);
+    }
+  }
+
+  private foundIvStyle(style: IvStyle): IvStyle {
+    this.log?.info({ ivStyle: style }, style === 'caller' ? 'GCM IVs chosen by keyward' : 'GCM IVs chosen by the token');
+    this.ivStyleFound = style;
+    return style;
   }
 
   random(bytes: number): Buffer {
