@@ -77,4 +77,23 @@ describe('GCM IVs chosen by the token', () => {
     await unseal();
     await readAll('after every change of IV policy');
   });
+
+  for (const mode of ['cloudhsm', 'luna', 'protectserver'] as const) {
+    it(`initializes on ${mode} mode from scratch: init, unseal, KV, seal, restart, unseal`, async () => {
+      const emu = await behind(mode);
+      fresh = await startServerProcess({ env: emu.env() });
+      const base = fresh.server.url;
+      const init = await call(base, 'PUT', 'sys/init', { body: { secret_shares: 1, secret_threshold: 1 } });
+      expect(init.status, `${JSON.stringify(init.body)}\n${fresh.server.output().slice(-2000)}`).toBe(200);
+      const { keys: [key], root_token: root } = init.body;
+      expect((await call(base, 'PUT', 'sys/unseal', { body: { key } })).body.sealed).toBe(false);
+      expect((await call(base, 'PUT', 'secret/a', { token: root, body: { v: mode } })).status).toBe(204);
+      expect((await call(base, 'PUT', 'sys/seal', { token: root })).status).toBe(204);
+      await fresh.server.kill();
+      fresh.server = await spawnServer(fresh.config, fresh.token, fresh.port, emu.env());
+      expect((await call(fresh.server.url, 'PUT', 'sys/unseal', { body: { key } })).body.sealed).toBe(false);
+      expect((await call(fresh.server.url, 'GET', 'secret/a', { token: root })).body.data).toEqual({ v: mode });
+      expect(emu.counts().caller_iv_encryptions).toBe(0);
+    });
+  }
 });
