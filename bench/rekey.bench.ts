@@ -16,16 +16,18 @@ const TRIALS = Number(process.env.BENCH_TRIALS ?? 41);
 const REKEY_VS_REPLAY = 0.7;
 
 /**
- * One rekey's PKCS#11 calls, counted on 2026-12-03 and fixed here on purpose: a rekey that starts
+ * One rekey's PKCS#11 calls, counted on 2026-12-03 (21 since the pending record) and fixed here on purpose: a rekey that starts
  * making more calls must not take its baseline along. Rebuilding the old root from the shares and
  * checking it (import by key transport, wrap, unwrap, two probe encryptions, release), then making
- * the new root, encrypting the keyring under it and the root-key entry under the active term, and
+ * the new root, sealing the current root under it for the pending record (issue 14), and at the
+ * switch encrypting the keyring under it and the root-key entry under the active term, and
  * releasing the old root. The session's transport pair was made at unseal, before any timing.
  */
 const REKEY_CALLS: readonly RecipeCall[] = [
   'C_UnwrapKey', 'C_WrapKey', 'C_DestroyObject', 'C_UnwrapKey',
   'C_EncryptInit', 'C_Encrypt', 'C_EncryptInit', 'C_Encrypt', 'C_DestroyObject',
   'C_GenerateRandom', 'C_UnwrapKey', 'C_WrapKey', 'C_DestroyObject', 'C_UnwrapKey',
+  'C_EncryptInit', 'C_Encrypt',
   'C_EncryptInit', 'C_Encrypt', 'C_EncryptInit', 'C_Encrypt', 'C_DestroyObject',
 ];
 
@@ -39,6 +41,8 @@ async function rekeyToOneShare(core: Core, current: string[]): Promise<string[]>
   let result;
   for (const key of current) result = await core.locked(() => core.rekey.update(key, started.nonce));
   if (!result || !('complete' in result)) throw new Error('rekey did not complete');
+  // What the HTTP layer does once the reply with the new shares has left: the switch.
+  await core.locked(() => core.rekey.finishStaged(started.nonce));
   return result.keys;
 }
 
