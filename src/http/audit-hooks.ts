@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AuditFailedError } from '../core/audit.js';
 import type { Core } from '../core/core.js';
-import { apiPath, clientToken } from './auth.js';
+import { apiPath, clientToken, listRequested } from './auth.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -10,8 +10,7 @@ declare module 'fastify' {
 }
 
 function operation(req: FastifyRequest): string {
-  const list = (req.query as Record<string, string | undefined>)?.list;
-  if (req.method === 'GET') return list === 'true' || list === '1' ? 'list' : 'read';
+  if (req.method === 'GET') return listRequested(req) ? 'list' : 'read';
   return { DELETE: 'delete', PATCH: 'patch', HEAD: 'read' }[req.method] ?? 'update';
 }
 
@@ -57,11 +56,13 @@ export function registerAudit(app: FastifyInstance, core: Core): void {
   app.addHook('onSend', (req, reply, payload, done) => {
     if (!core.audit.enabled || req.forwarded) return done(null, payload);
     let data: unknown = null;
-    if (typeof payload === 'string' && payload) {
+    // Error bodies are sent as bytes (see sendErrors in server.ts).
+    const text = typeof payload === 'string' ? payload : Buffer.isBuffer(payload) ? payload.toString('utf8') : '';
+    if (text) {
       try {
-        data = JSON.parse(payload);
+        data = JSON.parse(text);
       } catch {
-        data = payload;
+        data = text;
       }
     }
     try {

@@ -47,6 +47,15 @@ export function clientToken(req: FastifyRequest): string | undefined {
   return undefined;
 }
 
+/** Vault's spellings of true for a boolean query parameter (Go's strconv.ParseBool); hvac sends `list=True`. */
+const TRUE_SPELLINGS = new Set(['1', 't', 'T', 'true', 'True', 'TRUE']);
+
+/** Whether a request asks for a listing with `?list=true` (in any of Vault's spellings). */
+export function listRequested(req: FastifyRequest): boolean {
+  const list = (req.query as Record<string, string | undefined> | undefined)?.list;
+  return list !== undefined && TRUE_SPELLINGS.has(list);
+}
+
 /** The API path a request names, below /v1/, decoded and without the query. */
 export function apiPath(req: FastifyRequest): string {
   const pathname = req.url.split('?')[0]!.replace(/^\/v1\//, '');
@@ -63,8 +72,7 @@ async function capabilityFor(core: Core, req: FastifyRequest, path: string): Pro
     case 'GET':
     case 'HEAD': {
       // Elsewhere ?list=true changes nothing the route answers, so it cannot trade read for list.
-      const list = (req.query as Record<string, string | undefined>).list;
-      return req.routeOptions.config.lists && (list === 'true' || list === '1') ? 'list' : 'read';
+      return req.routeOptions.config.lists && listRequested(req) ? 'list' : 'read';
     }
     case 'DELETE':
       return 'delete';

@@ -24,6 +24,13 @@ import { UnknownTermError } from '../barrier/errors.js';
 import { NotActiveError } from '../storage/backend.js';
 
 export const BODY_LIMIT_BYTES = 1024 * 1024;
+/**
+ * Vault's error body, typed exactly `application/json` as Vault types it: hvac 0.11 reads error
+ * bodies only then. Sent as bytes, since fastify appends a charset to a JSON type it serializes.
+ */
+function sendErrors(reply: FastifyReply, status: number, errors: string[]): FastifyReply {
+  return reply.code(status).type('application/json').send(Buffer.from(JSON.stringify({ errors })));
+}
 /** Longer than any name a route takes as a parameter (a policy name is at most 128 characters). */
 const MAX_PARAM_LENGTH = 1024;
 
@@ -68,7 +75,7 @@ export function buildHttpServer(core: Core, opts: HttpOptions): FastifyInstance 
     frameworkErrors: (err, _req, reply) => {
       const r = reply as unknown as FastifyReply;
       if (r.raw.socket) answeredAndClosing.add(r.raw.socket);
-      void r.header(NODE_HEADER, core.nodeId).header('Cache-Control', 'no-store').code(400).header('Connection', 'close').send({ errors: [`malformed request: ${err.message}`] });
+      void sendErrors(r.header(NODE_HEADER, core.nodeId).header('Cache-Control', 'no-store').header('Connection', 'close'), 400, [`malformed request: ${err.message}`]);
     },
     // Bytes left on a connection we already answered and are closing are not a new request, and
     // nothing may be written while a reply is going out on the socket (a GET's unannounced body
@@ -148,11 +155,11 @@ export function buildHttpServer(core: Core, opts: HttpOptions): FastifyInstance 
     }
     const out = toErrorReply(err, apiPath(req));
     if (out.serverFault) req.log.error({ err, reqId: req.id }, 'request failed');
-    return reply.code(out.status).send({ errors: out.errors });
+    return sendErrors(reply, out.status, out.errors);
   });
 
   app.setNotFoundHandler((req, reply) => {
-    return reply.code(404).send({ errors: [`no handler for route "${req.url}". route entry not found.`] });
+    return sendErrors(reply, 404, [`no handler for route "${req.url}". route entry not found.`]);
   });
 
   app.register(sealRoutes, { core });

@@ -5,6 +5,7 @@ import { optionalBool } from '../../core/fields.js';
 import { policyName } from '../../core/names.js';
 import { parseDuration } from '../../core/rotation.js';
 import type { CreateTokenRequest, TokenEntry } from '../../core/token-store.js';
+import { listRequested } from '../auth.js';
 import { envelope } from '../envelope.js';
 
 type Body = Record<string, unknown>;
@@ -152,8 +153,7 @@ export async function tokenRoutes(app: FastifyInstance, opts: { core: Core }): P
   });
 
   app.get('/v1/auth/token/accessors', { config: { lists: true } }, async (req) => {
-    const q = req.query as Record<string, string | undefined>;
-    if (q.list !== 'true' && q.list !== '1') throw new InvalidRequestError('list accessors with GET ?list=true');
+    if (!listRequested(req)) throw new InvalidRequestError('list accessors with GET ?list=true');
     return envelope(req.id, { keys: await tokens.listAccessors() });
   });
 }

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Core } from '../../core/core.js';
 import type { Operation } from '../../engines/engine.js';
+import { listRequested } from '../auth.js';
 import { envelope } from '../envelope.js';
 import { HttpError } from '../errors.js';
 
@@ -9,7 +10,7 @@ type LogicalRequest = FastifyRequest<{ Params: { '*': string }; Querystring: Rec
 function operationOf(req: LogicalRequest): Operation {
   switch (req.method) {
     case 'GET':
-      return req.query.list === 'true' || req.query.list === '1' ? 'list' : 'read';
+      return listRequested(req) ? 'list' : 'read';
     case 'PUT':
     case 'POST':
       return 'update';
