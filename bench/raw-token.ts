@@ -3,6 +3,7 @@
 import { type KeyObject, randomBytes } from 'node:crypto';
 import pkcs11js from 'pkcs11js';
 import { encryptForTransport, OAEP_CHOICES, oaepMechanism, rsaPublicKey, type OaepChoice } from '../src/pkcs11/key-transport.js';
+import { decodeBlob } from '../src/pkcs11/key-wrap.js';
 import { findSlot } from '../src/pkcs11/module.js';
 import {
   transportedKeyTemplate,
@@ -109,7 +110,8 @@ export class RawToken {
   decryptEncrypt(entries: number, bytes: number, blob: Buffer): void {
     const p11 = this.p11;
     const s = this.session;
-    const key = p11.C_UnwrapKey(s, KWP, this.sealKey, blob, workingKeyTemplate());
+    // keyward's blobs name their key-wrap algorithm ahead of the wrapped bytes; SoftHSM2's is RFC 5649 under 0x210A.
+    const key = p11.C_UnwrapKey(s, KWP, this.sealKey, decodeBlob(blob).wrapped, workingKeyTemplate());
     const value = randomBytes(bytes);
     const sealed = Buffer.alloc(bytes + 16);
     const opened = Buffer.alloc(bytes + 16);
