@@ -1,11 +1,8 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import pkcs11js from 'pkcs11js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initializeOptions } from '../src/pkcs11/module.js';
-import { freshNssFipsToken, NSS_FIPS_TOKEN_LABEL, NSS_SOFTOKN, NSS_TOKEN_LABEL, nssSealHcl, type NssToken } from './support/nss.js';
-import { freePort, spawnServer, type ServerProcess } from './support/process.js';
+import { freshNssFipsToken, NSS_FIPS_TOKEN_LABEL, NSS_SOFTOKN, NSS_TOKEN_LABEL, nssServerConfig, type NssToken } from './support/nss.js';
+import { spawnServer, type ServerProcess } from './support/process.js';
 import { call } from './support/service.js';
 
 /** The labels of the tokens `lib` offers on this database, and what `probe` did in a logged-in session. */
@@ -43,20 +40,13 @@ function complaints(server: ServerProcess): string[] {
 
 describe('keyward on NSS softokn in FIPS mode, through native-test/nss-fips-loader', () => {
   let token: NssToken;
-  let dir: string;
   let config: string;
   let port: number;
   let server: ServerProcess | undefined;
 
   beforeAll(async () => {
     token = await freshNssFipsToken();
-    dir = await mkdtemp(join(tmpdir(), 'kw-nss-fips-'));
-    port = await freePort();
-    config = join(dir, 'keyward.hcl');
-    await writeFile(
-      config,
-      `storage "file" {\n  path = "${join(dir, 'storage')}"\n}\n\n${nssSealHcl(token)}\nlistener "tcp" {\n  address     = "127.0.0.1:${port}"\n  tls_disable = true\n}\n`,
-    );
+    ({ config, port } = await nssServerConfig(token));
     server = await spawnServer(config, token, port);
   });
   afterAll(async () => {

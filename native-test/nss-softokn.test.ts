@@ -1,27 +1,17 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freshNssToken, nssSealHcl, type NssToken } from './support/nss.js';
-import { freePort, spawnServer, type ServerProcess } from './support/process.js';
+import { freshNssToken, nssSealHcl, nssServerConfig, type NssToken } from './support/nss.js';
+import { spawnServer, type ServerProcess } from './support/process.js';
 import { call, initAndUnseal } from './support/service.js';
 
 describe('keyward on NSS softokn, a second PKCS#11 module, from configuration alone', () => {
   let token: NssToken;
-  let dir: string;
   let config: string;
   let port: number;
   let server: ServerProcess | undefined;
 
   beforeAll(async () => {
     token = await freshNssToken();
-    dir = await mkdtemp(join(tmpdir(), 'kw-nss-'));
-    port = await freePort();
-    config = join(dir, 'keyward.hcl');
-    await writeFile(
-      config,
-      `storage "file" {\n  path = "${join(dir, 'storage')}"\n}\n\n${nssSealHcl(token)}\nlistener "tcp" {\n  address     = "127.0.0.1:${port}"\n  tls_disable = true\n}\n`,
-    );
+    ({ config, port } = await nssServerConfig(token));
     server = await spawnServer(config, token, port);
   });
   afterAll(async () => {
@@ -66,12 +56,9 @@ describe('keyward on NSS softokn, a second PKCS#11 module, from configuration al
   });
 
   it('without library_parameters, says that C_Initialize failed with CKR_ARGUMENTS_BAD, in the reply and in the log', async () => {
-    const bareDir = await mkdtemp(join(tmpdir(), 'kw-nss-bare-'));
-    const barePort = await freePort();
-    const bareConfig = join(bareDir, 'keyward.hcl');
     const seal = nssSealHcl(token).replace(/^ *library_parameters.*\n/m, '');
     expect(seal).not.toContain('library_parameters');
-    await writeFile(bareConfig, `storage "file" {\n  path = "${join(bareDir, 'storage')}"\n}\n\n${seal}\nlistener "tcp" {\n  address     = "127.0.0.1:${barePort}"\n  tls_disable = true\n}\n`);
+    const { config: bareConfig, port: barePort } = await nssServerConfig(token, seal);
     const bare = await spawnServer(bareConfig, token, barePort);
     try {
       const init = await call(bare.url, 'PUT', 'sys/init', { body: { secret_shares: 1, secret_threshold: 1 } });

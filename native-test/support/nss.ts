@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './process.js';
 import type { TestToken } from './softhsm.js';
 
 /** Debian's NSS softokn, a second PKCS#11 module (libnss3; its database tool comes with libnss3-tools). */
@@ -75,4 +76,16 @@ export function nssSealHcl(token: NssToken): string {
   generate_key       = true
 }
 `;
+}
+
+/** A server config with `seal` (by default the one for `token`): file storage in a new temp dir, a tcp listener on a free port. */
+export async function nssServerConfig(token: NssToken, seal = nssSealHcl(token)): Promise<{ config: string; port: number }> {
+  const dir = await mkdtemp(join(tmpdir(), 'kw-nss-server-'));
+  const port = await freePort();
+  const config = join(dir, 'keyward.hcl');
+  await writeFile(
+    config,
+    `storage "file" {\n  path = "${join(dir, 'storage')}"\n}\n\n${seal}\nlistener "tcp" {\n  address     = "127.0.0.1:${port}"\n  tls_disable = true\n}\n`,
+  );
+  return { config, port };
 }
