@@ -1,4 +1,5 @@
 import pkcs11js from 'pkcs11js';
+import { type AsymmetricKeyType, CKK_OF_KIND, curveOf, ED25519_PARAMS, KEY_TYPES, type KeyType, modulusBitsOf } from './key-types.js';
 
 const secretAes = [
   { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
@@ -92,5 +93,83 @@ export function workingKeyTemplate(): pkcs11js.Template {
     { type: pkcs11js.CKA_EXTRACTABLE, value: false },
     { type: pkcs11js.CKA_ENCRYPT, value: true },
     { type: pkcs11js.CKA_DECRYPT, value: true },
+  ];
+}
+
+/**
+ * The working copy of a key of `type` unwrapped from its blob: a session object, sensitive and
+ * never extractable, that does what the type is for and nothing else (SoftHSM2 defaults a private
+ * key's CKA_DECRYPT and CKA_UNWRAP to true: they are turned off here).
+ */
+export function workingTemplateOf(type: KeyType): pkcs11js.Template {
+  const kind = KEY_TYPES[type].kind;
+  if (kind === 'aes') return workingKeyTemplate();
+  const common = [
+    { type: pkcs11js.CKA_KEY_TYPE, value: CKK_OF_KIND[kind] },
+    { type: pkcs11js.CKA_TOKEN, value: false },
+    { type: pkcs11js.CKA_PRIVATE, value: true },
+    { type: pkcs11js.CKA_SENSITIVE, value: true },
+    { type: pkcs11js.CKA_EXTRACTABLE, value: false },
+    { type: pkcs11js.CKA_SIGN, value: true },
+    { type: pkcs11js.CKA_DECRYPT, value: false },
+    { type: pkcs11js.CKA_UNWRAP, value: false },
+    { type: pkcs11js.CKA_DERIVE, value: false },
+  ];
+  if (kind !== 'hmac') return [{ type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY }, ...common];
+  // C_Sign computes an HMAC, C_Verify checks one.
+  return [
+    { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+    ...common,
+    { type: pkcs11js.CKA_VERIFY, value: true },
+    { type: pkcs11js.CKA_ENCRYPT, value: false },
+    { type: pkcs11js.CKA_WRAP, value: false },
+  ];
+}
+
+/** An HMAC key that exists only long enough to be wrapped by K, like wrappableKeyTemplate's AES key. */
+export function wrappableHmacKeyTemplate(bytes: number): pkcs11js.Template {
+  return [
+    { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+    { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_GENERIC_SECRET },
+    { type: pkcs11js.CKA_VALUE_LEN, value: bytes },
+    { type: pkcs11js.CKA_TOKEN, value: false },
+    { type: pkcs11js.CKA_PRIVATE, value: true },
+    { type: pkcs11js.CKA_SENSITIVE, value: true },
+    { type: pkcs11js.CKA_EXTRACTABLE, value: true },
+  ];
+}
+
+/** The public half of a generated key pair: its curve or size; it is read once, then destroyed. */
+export function keyPairPublicTemplate(type: AsymmetricKeyType): pkcs11js.Template {
+  const kind = KEY_TYPES[type].kind;
+  const shape =
+    kind === 'rsa'
+      ? [
+          { type: pkcs11js.CKA_MODULUS_BITS, value: modulusBitsOf(type) },
+          { type: pkcs11js.CKA_PUBLIC_EXPONENT, value: Buffer.from([1, 0, 1]) },
+        ]
+      : [{ type: pkcs11js.CKA_EC_PARAMS, value: kind === 'ed25519' ? ED25519_PARAMS : curveOf(type).params }];
+  return [{ type: pkcs11js.CKA_TOKEN, value: false }, { type: pkcs11js.CKA_VERIFY, value: true }, ...shape];
+}
+
+/** The private half: sensitive, extractable only so that K can wrap it; destroyed right after. */
+export function wrappablePrivateKeyTemplate(): pkcs11js.Template {
+  return [
+    { type: pkcs11js.CKA_TOKEN, value: false },
+    { type: pkcs11js.CKA_PRIVATE, value: true },
+    { type: pkcs11js.CKA_SENSITIVE, value: true },
+    { type: pkcs11js.CKA_EXTRACTABLE, value: true },
+    { type: pkcs11js.CKA_SIGN, value: true },
+  ];
+}
+
+/** A public key brought into the token to verify a signature over a digest, then destroyed. */
+export function verificationKeyTemplate(ckk: number, material: pkcs11js.Template): pkcs11js.Template {
+  return [
+    { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PUBLIC_KEY },
+    { type: pkcs11js.CKA_KEY_TYPE, value: ckk },
+    { type: pkcs11js.CKA_TOKEN, value: false },
+    { type: pkcs11js.CKA_VERIFY, value: true },
+    ...material,
   ];
 }

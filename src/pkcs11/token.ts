@@ -16,14 +16,40 @@ import { SessionPool, type PoolHost } from './session-pool.js';
 import { encryptForTransport, OAEP_CHOICES, OAEP_REFUSALS, oaepMechanism, rsaPublicKey, type OaepChoice } from './key-transport.js';
 import { decodeBlob, encodeBlob, KAT_KEK, KAT_KEY, KEY_WRAP_CANDIDATES, type KeyWrapAlgorithm, knownAnswer } from './key-wrap.js';
 import {
+  type AsymmetricKeyType,
+  CKM_EC_EDWARDS_KEY_PAIR_GEN,
+  CKM_EDDSA,
+  decodeTypedBlob,
+  encodeTypedBlob,
+  isAsymmetric,
+  isKeyType,
+  isTypedBlob,
+  keyPairMechanism,
+  type KeyKind,
+  KeyRequestError,
+  type KeyType,
+} from './key-types.js';
+import { describeRef, findManagedKeyObject, inspectManagedKey, type ManagedKeyRef, refindManagedKey } from './managed-keys.js';
+import { readPublicKey, tokenPublicKey, typeOfPublicKey } from './public-keys.js';
+import { type HashName, hashOf, type SignOptions, type SigningRequest, signingRequest, verificationRequest, verifyInSoftware } from './signatures.js';
+import { ManagedKey, TokenKey } from './token-key.js';
+import {
+  keyPairPublicTemplate,
   sealKeyTemplate,
   transportedKeyTemplate,
   transportedWrappingKeyTemplate,
   transportPrivateTemplate,
   transportPublicTemplate,
-  workingKeyTemplate,
+  verificationKeyTemplate,
+  workingTemplateOf,
+  wrappableHmacKeyTemplate,
   wrappableKeyTemplate,
+  wrappablePrivateKeyTemplate,
 } from './templates.js';
+
+export { ManagedKey, TokenKey };
+export { KeyRequestError };
+export type { AsymmetricKeyType, HashName, KeyKind, KeyType, ManagedKeyRef, SignOptions };
 
 export interface TokenConfig extends SlotSelector {
   lib: string;
@@ -66,16 +92,14 @@ const MAX_BACKOFF_MS = 30_000;
 /** A median round trip above this means the module is not in-process: calls go to the session pool. */
 const IN_PROCESS_ROUND_TRIP_US = 50;
 const DEFAULT_POOL_SIZE = 16;
-
-/**
- * A root or term key, held only as its K-wrapped blob plus the handle of a session object made from it.
- * After a session loss the handle is stale (generation mismatch) and is unwrapped again from the blob.
- */
-export class TokenKey {
-  handle: Buffer | undefined;
-  generation = -1;
-  constructor(readonly blob: Buffer) {}
-}
+/** Room for any key K wraps: an RSA-4096 private key's PKCS#8 is about 2.4 KB. */
+const WRAPPED_KEY_BUFFER_BYTES = 8192;
+/** Room for any signature keyward makes (an RSA-8192 one). */
+const SIGNATURE_BUFFER_BYTES = 1024;
+/** C_Verify's answers that mean "not a valid signature". */
+const SIGNATURE_REFUSALS = new Set(['CKR_SIGNATURE_INVALID', 'CKR_SIGNATURE_LEN_RANGE']);
+/** The HMAC key lengths keyward generates: a multiple of 8, since SoftHSM2's RFC 5649 wrap pads other lengths with zeros (a key would come back longer). */
+const HMAC_KEY_BYTES = { min: 16, max: 512 };
 
 /**
  * The token's own logged-in session, with the recovery ladder of PKCS11-NOTES: a failed call is
@@ -166,17 +190,22 @@ export class Token {
     }
   }
 
-  /** A working copy of a key from its K-wrapped blob; fails with IntegrityError if the blob was not wrapped by this K. */
-  loadKey(blob: Buffer): TokenKey {
-    const key = new TokenKey(Buffer.from(blob));
-    this.handleOf(key);
+  /**
+   * A working copy of a key from its K-wrapped blob, of the type the blob names (AES for root and
+   * keyring keys); fails with IntegrityError if the blob was not wrapped by this K, and refuses a
+   * blob of another kind than `kind` when given.
+   */
+  loadKey(blob: Buffer, kind?: KeyKind): TokenKey {
+    const key = new TokenKey(Buffer.from(blob), isTypedBlob(blob) ? decodeTypedBlob(blob).type : 'aes256-gcm96');
+    if (kind !== undefined && key.kind !== kind) throw new KeyRequestError(`the blob holds a key of type ${key.type}, not of kind ${kind}`);
+    this.run('C_UnwrapKey', () => this.handleOf(key));
     return key;
   }
 
-  /** Destroys the key's session object; its blob stays usable with loadKey. */
+  /** Destroys the key's session object; its blob stays usable with loadKey. A managed key's object is the operator's: it is only let go. */
   releaseKey(key: TokenKey): void {
     this.live.delete(key);
-    if (key.handle && key.generation === this.generation && this.session && this.p11) {
+    if (!(key instanceof ManagedKey) && key.handle && key.generation === this.generation && this.session && this.p11) {
       try {
         this.p11.C_DestroyObject(this.session, key.handle);
       } catch {
@@ -185,6 +214,139 @@ export class Token {
     }
     key.handle = undefined;
     key.generation = -1;
+  }
+
+  /**
+   * A new HMAC key of `bytes` bytes generated inside the token, returned as a K-wrapped blob with a
+   * working copy that signs and verifies only.
+   */
+  generateHmacKey(bytes = 32): TokenKey {
+    if (!Number.isInteger(bytes) || bytes < HMAC_KEY_BYTES.min || bytes > HMAC_KEY_BYTES.max || bytes % 8) {
+      throw new KeyRequestError(`an HMAC key is ${HMAC_KEY_BYTES.min} to ${HMAC_KEY_BYTES.max} bytes, a multiple of 8, not ${bytes}`);
+    }
+    return this.run('C_GenerateKey', (s) =>
+      this.wrapAndReplace(s, this.module().C_GenerateKey(s, { mechanism: pkcs11js.CKM_GENERIC_SECRET_KEY_GEN }, wrappableHmacKeyTemplate(bytes)), 'hmac'),
+    );
+  }
+
+  /**
+   * A new key pair generated inside the token: the private half comes back K-wrapped (RFC 5649) with
+   * a working copy that only signs, the public half as a node:crypto key; neither half stays in the token.
+   */
+  generateKeyPair(type: AsymmetricKeyType): { key: TokenKey; publicKey: KeyObject } {
+    if (!isKeyType(type) || !isAsymmetric(type)) throw new KeyRequestError(`unknown key-pair type "${String(type)}"`);
+    return this.run('C_GenerateKeyPair', (s) => {
+      if (!this.keyWrapMechanisms(s).has('rfc5649')) {
+        throw new TokenError(
+          'CKR_MECHANISM_INVALID',
+          0x70,
+          `C_WrapKey: the token has no RFC 5649 key wrap (AES key wrap with padding), which a ${type} private key needs (RFC 3394 cannot wrap its PKCS#8 encoding)`,
+        );
+      }
+      const p11 = this.module();
+      const pair = p11.C_GenerateKeyPair(s, { mechanism: keyPairMechanism(type) }, keyPairPublicTemplate(type), wrappablePrivateKeyTemplate());
+      let publicKey: KeyObject | undefined;
+      try {
+        publicKey = readPublicKey(p11, s, pair.publicKey, type);
+      } finally {
+        p11.C_DestroyObject(s, pair.publicKey);
+        if (!publicKey) p11.C_DestroyObject(s, pair.privateKey);
+      }
+      if (!publicKey) throw new Error(`the token gave no public key for a generated ${type} key pair`);
+      return { key: this.wrapAndReplace(s, pair.privateKey, type), publicKey };
+    });
+  }
+
+  /** Whether the module lists EdDSA (CKM_EC_EDWARDS_KEY_PAIR_GEN and CKM_EDDSA); generating a wrapped Ed25519 key also needs it to wrap one. */
+  offersEdDsa(): boolean {
+    return this.run('C_GetMechanismList', () => {
+      const offered = new Set(this.module().C_GetMechanismList(this.slotHandle!).map(Number));
+      return offered.has(CKM_EC_EDWARDS_KEY_PAIR_GEN) && offered.has(CKM_EDDSA);
+    });
+  }
+
+  /**
+   * Signs `input` (the message, or its digest when prehashed) with a private key in the token:
+   * ECDSA signatures DER-encoded, RSA PSS or PKCS#1 v1.5, Ed25519 (src/pkcs11/signatures.ts).
+   */
+  sign(key: TokenKey, input: Buffer, opts: SignOptions): Buffer {
+    const request = signingRequest(key.type, input, opts);
+    return this.run('C_Sign', (s) => this.signWith(s, this.handleOf(key), request));
+  }
+
+  /**
+   * Whether `signature` is `publicKey`'s over `input`, as `sign` makes them. A message is verified
+   * in software (node:crypto: public keys are public, and it costs the HSM nothing); a digest
+   * (prehashed), which node:crypto cannot verify over, in the token, with the public key brought in
+   * as a session object for the call.
+   */
+  verify(publicKey: KeyObject, input: Buffer, signature: Buffer, opts: SignOptions): boolean {
+    const type = typeOfPublicKey(publicKey);
+    if (!opts.prehashed) return verifyInSoftware(type, publicKey, input, signature, opts);
+    const request = verificationRequest(type, input, signature, opts);
+    if (!request) return false;
+    const { ckk, material } = tokenPublicKey(type, publicKey);
+    return this.run('C_Verify', (s) => {
+      const p11 = this.module();
+      const object = p11.C_CreateObject(s, verificationKeyTemplate(ckk, material));
+      try {
+        return request.mechanisms.some((mechanism) => {
+          p11.C_VerifyInit(s, mechanism, object);
+          try {
+            return p11.C_Verify(s, request.data, request.signature);
+          } catch (err) {
+            if (SIGNATURE_REFUSALS.has(asTokenError(err, 'C_Verify').ckr)) return false;
+            throw err;
+          }
+        });
+      } finally {
+        p11.C_DestroyObject(s, object);
+      }
+    });
+  }
+
+  /** HMAC of `data` under an HMAC key, computed in the token (C_Sign with CKM_SHA*_HMAC). */
+  hmac(key: TokenKey, hash: HashName, data: Buffer): Buffer {
+    if (key.kind !== 'hmac') throw new KeyRequestError(`a ${key.type} key does not compute HMACs`);
+    const { hmac: mechanism, bytes } = hashOf(hash);
+    return this.run('C_Sign', (s) => {
+      const p11 = this.module();
+      const handle = this.handleOf(key);
+      try {
+        p11.C_SignInit(s, { mechanism }, handle);
+      } catch (err) {
+        if (asTokenError(err, 'C_SignInit').ckr !== 'CKR_KEY_SIZE_RANGE') throw err;
+        // SoftHSM2 takes HMAC keys no shorter than the hash's output.
+        throw new KeyRequestError(`the HSM refuses HMAC with ${hash} under this key, shorter than it takes for that hash (C_SignInit: CKR_KEY_SIZE_RANGE)`);
+      }
+      return Buffer.from(p11.C_Sign(s, data.length ? data : EMPTY, Buffer.alloc(bytes)));
+    });
+  }
+
+  /**
+   * A key the operator made in the HSM, by CKA_LABEL and/or CKA_ID, used in place: exactly one
+   * private or secret token object must match, it must be non-extractable, and for a private key its
+   * public key must verify its signature (src/pkcs11/managed-keys.ts). keyward never wraps, exports
+   * or destroys it.
+   */
+  findManagedKey(ref: ManagedKeyRef): ManagedKey {
+    return this.run('C_FindObjects', (s) => {
+      const p11 = this.module();
+      const { handle, cls } = findManagedKeyObject(p11, s, ref);
+      if (handle.equals(this.requireSealKey())) throw new KeyRequestError(`${describeRef(ref)} is keyward's seal key, which only wraps keyward's own keys`);
+      const { type, publicKey } = inspectManagedKey(p11, s, handle, cls, ref);
+      if (publicKey && isAsymmetric(type)) {
+        // A public-key object sharing the CKA_ID of another key would publish the wrong key: check the pair.
+        const probe = Buffer.from('keyward: does this public key belong to the managed key?');
+        const opts: SignOptions = { hash: 'sha2-256', prehashed: false, rsaScheme: 'pkcs1v15' };
+        if (!verifyInSoftware(type, publicKey, probe, this.signWith(s, handle, signingRequest(type, probe, opts)), opts)) {
+          throw new KeyRequestError(`the public key found for ${describeRef(ref)} does not verify its signatures: another key's public-key object shares its CKA_ID`);
+        }
+      }
+      const key = new ManagedKey(ref, type, publicKey);
+      this.handleOf(key);
+      return key;
+    });
   }
 
   /** AES-256-GCM inside the token; writes ciphertext ‖ tag into `out` and returns that slice. */
@@ -465,27 +627,48 @@ export class Token {
     return { mechanism };
   }
 
-  private wrapAndReplace(s: Buffer, temp: Buffer): TokenKey {
+  /** Wraps `temp` under K and destroys it; returns the key, its working copy unwrapped from the blob. */
+  private wrapAndReplace(s: Buffer, temp: Buffer, type: KeyType = 'aes256-gcm96'): TokenKey {
     const p11 = this.module();
     let blob: Buffer;
     try {
-      // RFC 5649 where the module does it, else RFC 3394, which fits a 32-byte key.
+      // RFC 5649 where the module does it, else RFC 3394, which fits a 32-byte key and keyward's HMAC keys
+      // (key pairs are made only where there is RFC 5649).
       const algorithm: KeyWrapAlgorithm = this.keyWrapMechanisms(s).has('rfc5649') ? 'rfc5649' : 'rfc3394';
-      blob = encodeBlob(algorithm, Buffer.from(p11.C_WrapKey(s, this.wrapMechanism(s, algorithm), this.requireSealKey(), temp, Buffer.alloc(64))));
+      const wrapped = this.wrapUnderSealKey(s, algorithm, temp, type);
+      blob = type === 'aes256-gcm96' ? encodeBlob(algorithm, wrapped) : encodeTypedBlob(type, algorithm, wrapped);
     } finally {
       p11.C_DestroyObject(s, temp);
     }
-    const key = new TokenKey(blob);
+    const key = new TokenKey(blob, type);
     this.handleOf(key);
     return key;
   }
 
+  private wrapUnderSealKey(s: Buffer, algorithm: KeyWrapAlgorithm, temp: Buffer, type: KeyType): Buffer {
+    try {
+      return Buffer.from(this.module().C_WrapKey(s, this.wrapMechanism(s, algorithm), this.requireSealKey(), temp, Buffer.alloc(WRAPPED_KEY_BUFFER_BYTES)));
+    } catch (err) {
+      // SoftHSM2 2.6 wraps RSA and EC private keys but not EdDSA ones.
+      if (asTokenError(err, 'C_WrapKey').ckr !== 'CKR_KEY_NOT_WRAPPABLE') throw err;
+      throw new KeyRequestError(`the HSM cannot wrap ${type} private keys (C_WrapKey: CKR_KEY_NOT_WRAPPABLE), so keyward cannot keep one; make the key in the HSM and use it as a managed key`);
+    }
+  }
+
+  /** The handle of the key's object: found again for a managed key, else unwrapped from the blob once per session generation. */
   private handleOf(key: TokenKey): Buffer {
     if (key.handle && key.generation === this.generation) return key.handle;
+    key.handle = key instanceof ManagedKey ? refindManagedKey(this.module(), this.session!, key.ref, key.kind) : this.unwrapWorkingCopy(key);
+    key.generation = this.generation;
+    this.live.add(key);
+    return key.handle;
+  }
+
+  private unwrapWorkingCopy(key: TokenKey): Buffer {
     const session = this.session!;
     try {
-      const { algorithm, wrapped } = decodeBlob(key.blob);
-      key.handle = this.module().C_UnwrapKey(session, this.wrapMechanism(session, algorithm), this.requireSealKey(), wrapped, workingKeyTemplate());
+      const { algorithm, wrapped } = isTypedBlob(key.blob) ? decodeTypedBlob(key.blob) : decodeBlob(key.blob);
+      return this.module().C_UnwrapKey(session, this.wrapMechanism(session, algorithm), this.requireSealKey(), wrapped, workingTemplateOf(key.type));
     } catch (err) {
       const te = asTokenError(err, 'C_UnwrapKey');
       // KWP's integrity check failing means the blob was not made by this seal key.
@@ -494,9 +677,12 @@ export class Token {
       }
       throw te;
     }
-    key.generation = this.generation;
-    this.live.add(key);
-    return key.handle;
+  }
+
+  private signWith(s: Buffer, handle: Buffer, request: SigningRequest): Buffer {
+    const p11 = this.module();
+    p11.C_SignInit(s, request.mechanism, handle);
+    return request.encode(Buffer.from(p11.C_Sign(s, request.data.length ? request.data : EMPTY, Buffer.alloc(SIGNATURE_BUFFER_BYTES))));
   }
 
   private requireSealKey(): Buffer {
@@ -549,7 +735,7 @@ export class Token {
     try {
       return op(this.session!);
     } catch (err) {
-      if (err instanceof IntegrityError || err instanceof TokenUnavailableError) throw err;
+      if (err instanceof IntegrityError || err instanceof TokenUnavailableError || err instanceof KeyRequestError) throw err;
       const te = asTokenError(err, fn);
       const rung = failureRung(te);
       if (rung === 'fatal') throw te;
@@ -564,7 +750,7 @@ export class Token {
       try {
         return op(this.session!);
       } catch (again) {
-        if (again instanceof IntegrityError) throw again;
+        if (again instanceof IntegrityError || again instanceof KeyRequestError) throw again;
         const te2 = again instanceof TokenUnavailableError ? again : asTokenError(again, fn);
         if (te2 instanceof TokenError && failureRung(te2) === 'fatal') throw te2;
         this.dropSession();
