@@ -75,6 +75,11 @@ const FATAL = new Set([
   'CKR_WRAPPED_KEY_INVALID',
   'CKR_WRAPPED_KEY_LEN_RANGE',
   'CKR_FUNCTION_NOT_SUPPORTED',
+  // What a key or an input cannot do (transit's keys): a new session would not change the answer.
+  'CKR_KEY_SIZE_RANGE',
+  'CKR_KEY_NOT_WRAPPABLE',
+  'CKR_SIGNATURE_INVALID',
+  'CKR_SIGNATURE_LEN_RANGE',
 ]);
 
 const LIBRARY = new Set(['CKR_CRYPTOKI_NOT_INITIALIZED', 'CKR_GENERAL_ERROR', 'CKR_DEVICE_ERROR', 'CKR_DEVICE_REMOVED']);
