@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what keyward needs on a fresh Debian machine with Node 20+: SoftHSM2 (and OpenSC's
 # pkcs11-tool), NSS softokn and its certutil (the second PKCS#11 module of the tests), jq (the tutorials' JSON tool, used by the CLI tests), openssl (test
-# certificates) and PostgreSQL (the tests' throwaway server) from Debian's packages when
-# missing, then the npm packages from the lockfile.
+# certificates), PostgreSQL (the tests' throwaway server) and Chromium (the console's browser tests)
+# from Debian's packages when missing, then the npm packages from the lockfile; builds the console.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -22,6 +22,8 @@ command -v cc >/dev/null || missing+=(gcc libc6-dev)
 [ -f /usr/include/p11-kit-1/p11-kit/pkcs11.h ] || missing+=(libp11-kit-dev)
 # NSS softokn, the second PKCS#11 module the tests run keyward on, and certutil to make its database.
 { [ -e /usr/lib/x86_64-linux-gnu/libsoftokn3.so ] && command -v certutil >/dev/null; } || missing+=(libnss3 libnss3-tools)
+# Chromium, the real browser the console's tests drive headless with playwright-core (native-test/ui-console.test.ts).
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]} from Debian's packages" >&2
   as_root apt-get update -qq
@@ -47,4 +49,12 @@ if [ ! -f dist/.built ] || [ -n "$(find src package.json tsconfig.json tsconfig.
   rm -rf dist
   npx tsc -p tsconfig.build.json
   touch dist/.built
+fi
+
+# Bundle the operator console (ui/, served at /ui/) into dist-ui/ when its sources or the
+# packages changed: type-checked, then built by esbuild (ui/build.mjs; docs/UI.md).
+if [ ! -f dist-ui/.built ] || [ -n "$(find ui package-lock.json -newer dist-ui/.built -print -quit)" ]; then
+  echo "setup: building the console (ui/ to dist-ui/)" >&2
+  npx tsc -p ui/tsconfig.json --noEmit
+  node ui/build.mjs
 fi

@@ -18,6 +18,7 @@ import { policyRoutes } from './routes/sys-policy.js';
 import { auditRoutes } from './routes/sys-audit.js';
 import { sealRoutes } from './routes/sys-seal.js';
 import { haRoutes } from './routes/sys-ha.js';
+import { uiRoutes } from './routes/ui.js';
 import { NODE_HEADER, StandbyRouter } from './standby.js';
 import { unsupportedHeaderError } from './unsupported-headers.js';
 import { UnknownTermError } from '../barrier/errors.js';
@@ -172,5 +173,6 @@ export function buildHttpServer(core: Core, opts: HttpOptions): FastifyInstance 
   app.register(auditRoutes, { core });
   app.register(tokenRoutes, { core });
   app.register(logicalRoutes, { core });
+  app.register(uiRoutes);
   return app;
 }
