@@ -16,8 +16,11 @@ export interface PoolHost {
   recover(rung: 'session' | 'library'): void;
 }
 
-export interface GcmJob {
+/** A call a pool thread makes: an AES-GCM encryption or decryption, or a C_Sign (signature or HMAC). */
+export interface PoolJob {
   encrypt: boolean;
+  /** A signature or HMAC instead of GCM: `iv` then holds the mechanism's parameters (see encodeSignParameters) and `aad` is empty. */
+  sign?: { mechanism: number; outBytes: number };
   /** Resolved on the event loop just before the call is sent, so a handle lost in a recovery is made again. */
   keyHandle: () => Buffer;
   iv: Buffer;
@@ -27,7 +30,7 @@ export interface GcmJob {
   what: string;
 }
 
-interface QueuedJob extends GcmJob {
+interface QueuedJob extends PoolJob {
   attempts: number;
   /** The token's generation when the call was sent: a key-handle failure from an older one is already mended. */
   sentGeneration: number;
@@ -39,9 +42,10 @@ interface QueuedJob extends GcmJob {
 /**
  * Each lane of a thread is a SharedArrayBuffer mailbox (session-worker.mjs reads the same layout): eight
  * int32 words (state: 0 idle, 1 call waiting, 2 done; op, then on return the status; iv, aad and input
- * lengths; output length; CKR; whether the failure was in the operation rather than its *Init),
+ * lengths; room for the output, then on return its length; a signing call's mechanism, then on return
+ * the CKR; whether the failure was in the operation rather than its *Init),
  * the session and key handles (8 bytes each), iv, aad, input, then room for the output (input +
- * tag). A call that does not fit gets a mailbox of its size, sent to the thread with the call.
+ * tag for GCM, what the job asks for a signature). A call that does not fit gets a mailbox of its size, sent to the thread with the call.
  */
 const CALL_LAYOUT = { words: 8, handles: 32, data: 48, tag: 16 } as const;
 const MAILBOX_BYTES = 64 * 1024;
@@ -55,6 +59,7 @@ const STATE_DONE = 2;
 const MESSAGE_READY = 1;
 const OP_ENCRYPT = 1;
 const OP_DECRYPT = 2;
+const OP_SIGN = 3;
 const STATUS_OK = 0;
 const STATUS_TAG_FAILURE = 2;
 
@@ -187,7 +192,7 @@ export class SessionPool {
     this.dispatch();
   }
 
-  run(job: GcmJob): Promise<Buffer> {
+  run(job: PoolJob): Promise<Buffer> {
     if (this.closed) return Promise.reject(new TokenUnavailableError('the session pool is closed'));
     // Calls finished since the loop last turned are taken now: under load the doorbell's message
     // waits behind a whole turn of socket events, and the thread with it.
@@ -338,7 +343,8 @@ export class SessionPool {
     const lane = slot.openLane!;
     slot.fill ^= 1;
     const { iv, aad, input } = job;
-    const needed = CALL_LAYOUT.data + iv.length + aad.length + 2 * input.length + CALL_LAYOUT.tag;
+    const outRoom = job.sign ? job.sign.outBytes : input.length + CALL_LAYOUT.tag;
+    const needed = CALL_LAYOUT.data + iv.length + aad.length + input.length + outRoom;
     // A call too big for the mailbox gets one of its size; a big one is not kept for later calls.
     // The thread looks at the lane's current mailbox: a call in a new one is signalled in the old
     // one with OP_NEW_MAILBOX, and the thread fetches the new one from its port.
@@ -348,10 +354,12 @@ export class SessionPool {
       lane.mailbox = new Mailbox(new SharedArrayBuffer(Math.max(needed, MAILBOX_BYTES)));
     }
     const { words, bytes } = lane.mailbox;
-    words[1] = job.encrypt ? OP_ENCRYPT : OP_DECRYPT;
+    words[1] = job.sign ? OP_SIGN : job.encrypt ? OP_ENCRYPT : OP_DECRYPT;
     words[2] = iv.length;
     words[3] = aad.length;
     words[4] = input.length;
+    words[5] = outRoom;
+    words[6] = job.sign?.mechanism ?? 0;
     slot.session!.copy(bytes, CALL_LAYOUT.handles);
     key.copy(bytes, CALL_LAYOUT.handles + 8);
     let at = CALL_LAYOUT.data + iv.copy(bytes, CALL_LAYOUT.data);
@@ -403,7 +411,7 @@ export class SessionPool {
     } else if (status === STATUS_TAG_FAILURE) {
       job.reject(new IntegrityError(job.what));
     } else {
-      const fn = `${job.encrypt ? 'C_Encrypt' : 'C_Decrypt'}${inOperation ? '' : 'Init'}`;
+      const fn = `${job.sign ? 'C_Sign' : job.encrypt ? 'C_Encrypt' : 'C_Decrypt'}${inOperation ? '' : 'Init'}`;
       this.onCallFailed(slot, job, new TokenError(CKR_NAMES.get(ckr!) ?? `CKR_0x${(ckr! >>> 0).toString(16)}`, ckr!, fn));
     }
   }
@@ -480,4 +488,14 @@ export class SessionPool {
       this.queue.shift()!.reject(new TokenUnavailableError(`no PKCS#11 session became free within ${QUEUE_TIMEOUT_MS} ms`));
     }
   }
+}
+
+/** CK_RSA_PKCS_PSS_PARAMS (hashAlg, mgf, sLen) as a signing job's `iv`: three little-endian uint32s; no parameters, no bytes. */
+export function encodeSignParameters(parameter: { hashAlg: number; mgf: number; saltLen: number } | undefined): Buffer {
+  if (!parameter) return Buffer.alloc(0);
+  const out = Buffer.alloc(12);
+  out.writeUInt32LE(parameter.hashAlg, 0);
+  out.writeUInt32LE(parameter.mgf, 4);
+  out.writeUInt32LE(parameter.saltLen, 8);
+  return out;
 }

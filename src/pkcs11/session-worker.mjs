@@ -1,4 +1,4 @@
-// One thread of the session pool (session-pool.ts): it runs AES-GCM calls on the session it is
+// One thread of the session pool (session-pool.ts): it runs AES-GCM and signing calls on the session it is
 // given, so that a network HSM's round trips block this thread and not the event loop. It shares
 // the process's PKCS#11 module (C_Initialize answers ALREADY_INITIALIZED), its login and its key
 // handles. Plain JavaScript so that it runs in a bare worker under tsx, vitest and the compiled
@@ -24,6 +24,7 @@ const STATE_DONE = 2;
 const MESSAGE_READY = 1;
 const MESSAGE_DOORBELL = 0;
 const OP_ENCRYPT = 1;
+const OP_SIGN = 3;
 const OP_NEW_MAILBOX = 0x100;
 const STATUS_OK = 0;
 const STATUS_FAILED = 1;
@@ -73,6 +74,12 @@ function sessionAlive(session) {
   }
 }
 
+/** The mechanism of a signing call: its number, and CK_RSA_PKCS_PSS_PARAMS when `params` holds them (encodeSignParameters). */
+function signMechanism(type, params) {
+  if (!params.length) return { mechanism: type };
+  return { mechanism: type, parameter: { type: pkcs11js.CK_PARAMS_RSA_PSS, hashAlg: params.readUInt32LE(0), mgf: params.readUInt32LE(4), saltLen: params.readUInt32LE(8) } };
+}
+
 /** Runs the call in a lane's mailbox and writes its outcome (status, output length, CKR, where it failed). */
 function run({ words, bytes, session, key }) {
   const op = words[1];
@@ -83,26 +90,33 @@ function run({ words, bytes, session, key }) {
   const iv = bytes.subarray(ivAt, aadAt);
   const aad = bytes.subarray(aadAt, inAt);
   const input = bytes.subarray(inAt, outAt);
-  const out = bytes.subarray(outAt, outAt + input.length + TAG_BYTES);
-  const mechanism = {
-    mechanism: pkcs11js.CKM_AES_GCM,
-    parameter: { type: pkcs11js.CK_PARAMS_GCM, iv, ivBits: iv.length * 8, aad, tagBits: TAG_BYTES * 8 },
-  };
+  const out = bytes.subarray(outAt, outAt + words[5]);
   let inOperation = false;
   try {
-    if (op === OP_ENCRYPT) {
-      p11.C_EncryptInit(session, mechanism, key);
+    if (op === OP_SIGN) {
+      // iv holds the mechanism's parameters; the signature (or HMAC) goes to out.
+      p11.C_SignInit(session, signMechanism(words[6] >>> 0, iv), key);
       inOperation = true;
-      words[5] = p11.C_Encrypt(session, input.length ? input : EMPTY, out).length;
+      words[5] = p11.C_Sign(session, input.length ? input : EMPTY, out).length;
     } else {
-      p11.C_DecryptInit(session, mechanism, key);
-      inOperation = true;
-      words[5] = p11.C_Decrypt(session, input, out).length;
+      const mechanism = {
+        mechanism: pkcs11js.CKM_AES_GCM,
+        parameter: { type: pkcs11js.CK_PARAMS_GCM, iv, ivBits: iv.length * 8, aad, tagBits: TAG_BYTES * 8 },
+      };
+      if (op === OP_ENCRYPT) {
+        p11.C_EncryptInit(session, mechanism, key);
+        inOperation = true;
+        words[5] = p11.C_Encrypt(session, input.length ? input : EMPTY, out).length;
+      } else {
+        p11.C_DecryptInit(session, mechanism, key);
+        inOperation = true;
+        words[5] = p11.C_Decrypt(session, input, out).length;
+      }
     }
     words[1] = STATUS_OK;
   } catch (err) {
     const code = typeof err.code === 'number' ? err.code : -1;
-    words[1] = op !== OP_ENCRYPT && inOperation && TAG_FAILURES.has(code) && sessionAlive(session) ? STATUS_TAG_FAILURE : STATUS_FAILED;
+    words[1] = op !== OP_ENCRYPT && op !== OP_SIGN && inOperation && TAG_FAILURES.has(code) && sessionAlive(session) ? STATUS_TAG_FAILURE : STATUS_FAILED;
     words[6] = code;
     words[7] = inOperation ? 1 : 0;
   }

@@ -12,7 +12,7 @@ import {
 import { nextNonce } from '../crypto/nonce.js';
 import { FaultInjector, type FaultPlan } from './fault-injection.js';
 import { findSlot, initializeModule, initializeOptions, loadModule, type SlotSelector } from './module.js';
-import { SessionPool, type PoolHost } from './session-pool.js';
+import { encodeSignParameters, SessionPool, type PoolHost } from './session-pool.js';
 import { encryptForTransport, OAEP_CHOICES, OAEP_REFUSALS, oaepMechanism, rsaPublicKey, type OaepChoice } from './key-transport.js';
 import { decodeBlob, encodeBlob, KAT_KEK, KAT_KEY, KEY_WRAP_CANDIDATES, type KeyWrapAlgorithm, knownAnswer } from './key-wrap.js';
 import {
@@ -274,6 +274,20 @@ export class Token {
     return this.run('C_Sign', (s) => this.signWith(s, this.handleOf(key), request));
   }
 
+  /** sign, on the session pool for a remote module (two round trips the event loop does not wait for), else inline. */
+  signAsync(key: TokenKey, input: Buffer, opts: SignOptions): Promise<Buffer> {
+    return this.pooledCall(
+      () => this.sign(key, input, opts),
+      (pool) => {
+        const request = signingRequest(key.type, input, opts);
+        const { mechanism, parameter } = request.mechanism as { mechanism: number; parameter?: { hashAlg: number; mgf: number; saltLen: number } };
+        return pool
+          .run({ encrypt: false, sign: { mechanism, outBytes: SIGNATURE_BUFFER_BYTES }, keyHandle: this.pooledHandle(key), iv: encodeSignParameters(parameter), aad: EMPTY, input: request.data, what: 'signature' })
+          .then((signature) => request.encode(signature));
+      },
+    );
+  }
+
   /**
    * Whether `signature` is `publicKey`'s over `input`, as `sign` makes them. A message is verified
    * in software (node:crypto: public keys are public, and it costs the HSM nothing); a digest
@@ -321,6 +335,23 @@ export class Token {
       }
       return Buffer.from(p11.C_Sign(s, data.length ? data : EMPTY, Buffer.alloc(bytes)));
     });
+  }
+
+  /** hmac, on the session pool for a remote module, else inline. */
+  hmacAsync(key: TokenKey, hash: HashName, data: Buffer): Promise<Buffer> {
+    return this.pooledCall(
+      () => this.hmac(key, hash, data),
+      (pool) => {
+        if (key.kind !== 'hmac') throw new KeyRequestError(`a ${key.type} key does not compute HMACs`);
+        const { hmac: mechanism, bytes } = hashOf(hash);
+        return pool.run({ encrypt: false, sign: { mechanism, outBytes: bytes }, keyHandle: this.pooledHandle(key), iv: EMPTY, aad: EMPTY, input: data, what: 'HMAC' }).catch((err: unknown) => {
+          if (err instanceof TokenError && err.ckr === 'CKR_KEY_SIZE_RANGE') {
+            throw new KeyRequestError(`the HSM refuses HMAC with ${hash} under this key, shorter than it takes for that hash (C_SignInit: CKR_KEY_SIZE_RANGE)`);
+          }
+          throw err;
+        });
+      },
+    );
   }
 
   /**
@@ -385,7 +416,7 @@ export class Token {
    * when there is one, else inline. Writes ciphertext ‖ tag into `out` and returns that slice.
    */
   encryptAsync(key: TokenKey, iv: Buffer, aad: Buffer, plaintext: Buffer, out: Buffer): Promise<Buffer> {
-    return this.gcmCall(
+    return this.pooledCall(
       () => this.encrypt(key, iv, aad, plaintext, out),
       (pool) =>
         pool.run({ encrypt: true, keyHandle: this.pooledHandle(key), iv, aad, input: plaintext, what: 'encryption' }).then((sealed) => {
@@ -400,7 +431,7 @@ export class Token {
 
   /** AES-256-GCM decryption, off the event loop like encryptAsync; a tag that does not verify is an IntegrityError. */
   decryptAsync(key: TokenKey, iv: Buffer, aad: Buffer, sealed: Buffer, what: string): Promise<Buffer> {
-    return this.gcmCall(
+    return this.pooledCall(
       () => this.decrypt(key, iv, aad, sealed, what),
       // Too short to hold a tag: refused inline, without a trip to a thread.
       sealed.length < GCM_TAG_BYTES ? undefined : (pool) => pool.run({ encrypt: false, keyHandle: this.pooledHandle(key), iv, aad, input: sealed, what }),
@@ -776,8 +807,8 @@ export class Token {
     if (!this.dispatchInfo) this.chooseDispatch();
   }
 
-  /** A GCM call on the session pool when there is one and `pooled` is given, else `inline`; failures as rejections. */
-  private gcmCall(inline: () => Buffer, pooled: ((pool: SessionPool) => Promise<Buffer>) | undefined): Promise<Buffer> {
+  /** A call on the session pool when there is one and `pooled` is given, else `inline`; failures as rejections. */
+  private pooledCall(inline: () => Buffer, pooled: ((pool: SessionPool) => Promise<Buffer>) | undefined): Promise<Buffer> {
     try {
       const pool = this.connectedPool();
       return pool && pooled ? pooled(pool) : Promise.resolve(inline());
