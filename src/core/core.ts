@@ -8,7 +8,7 @@ import type { Token } from '../pkcs11/token.js';
 import type { StorageBackend } from '../storage/backend.js';
 import { VERSION } from '../version.js';
 import { InvalidRequestError, NotInitializedError, PermissionDeniedError } from './errors.js';
-import { MountTable } from './mounts.js';
+import { MountTable, type MountTtls } from './mounts.js';
 import { Mutex } from '../locks/mutex.js';
 import { Metrics } from './metrics.js';
 import { readPublicKeys } from './pgp.js';
@@ -21,7 +21,7 @@ import { RotationScheduler, updateRotationConfig } from './rotation.js';
 import { LogicalRouter } from './router.js';
 import { parseSealConfig, SEAL_CONFIG_PATH, type SealConfig, shareLength, validatePgpKeyCount, validateShareCounts } from './seal-config.js';
 import { decodeShareOfAny, ShareCollector } from './shares.js';
-import { type TokenEntry, TokenStore, type TokenTtls } from './token-store.js';
+import { DEFAULT_TOKEN_TTL, type TokenEntry, TokenStore, type TokenTtls } from './token-store.js';
 import { PolicyStore } from './policy-store.js';
 import type { Capability } from './policy.js';
 import { HaCoordinator, type HaDuties, type HaSettings, type LeaderStatus, noLeaderStatus } from './ha.js';
@@ -146,7 +146,9 @@ export class Core {
     this.tokens = new TokenStore(this.barrier, opts.now, opts.tokenTtls);
     this.policies = new PolicyStore(this.barrier);
     this.mounts = new MountTable(this.barrier);
-    this.router = new LogicalRouter(this.barrier, this.mounts, opts.now);
+    // Engines go through the mount table's barrier, so a KV upgrade can hold requests off a mount.
+    // Date.now is looked up at each call, so tests that fake Date move the engines' clock too.
+    this.router = new LogicalRouter(this.mounts.engineBarrier, this.mounts, { token: opts.token, now: opts.now ?? (() => Date.now()) });
     this.rekey = new Rekeyer({
       barrier: this.barrier,
       token: this.token,
@@ -177,6 +179,11 @@ export class Core {
       persistMs: 1000,
     });
     this.ha = opts.ha && new HaCoordinator(opts.ha, this.haDuties(), this.log.child({ component: 'ha' }));
+  }
+
+  /** The server's default_lease_ttl and max_lease_ttl (seconds): what a mount tuned to 0 ("system") gets. */
+  get systemTtls(): TokenTtls {
+    return this.opts.tokenTtls ?? { defaultTtl: DEFAULT_TOKEN_TTL, maxTtl: DEFAULT_TOKEN_TTL };
   }
 
   /** Whether this node is an unsealed standby in a cluster (it then serves reads and passes the rest on). */
@@ -230,8 +237,11 @@ export class Core {
     this.settleAfterReply(`switching to the new shares of rekey ${nonce}`, () => this.rekey.finishStaged(nonce));
   }
 
-  /** Makes the seal key (if allowed), root key and first term; returns the shares (PGP-encrypted when keys are given) and a root token. */
-  init(shares: number, threshold: number, pgpKeys: readonly string[] = []): Promise<InitResult> {
+  /**
+   * Makes the seal key (if allowed), root key and first term; returns the shares (PGP-encrypted
+   * when keys are given) and a root token. `secretKvVersion` is the KV version of `secret/` (dev mode: 2).
+   */
+  init(shares: number, threshold: number, pgpKeys: readonly string[] = [], secretKvVersion: '1' | '2' = '1'): Promise<InitResult> {
     return this.stateLock.run(async () => {
       if (await this.sealConfig()) throw new InvalidRequestError('Vault is already initialized');
       validateShareCounts(shares, threshold);
@@ -248,7 +258,7 @@ export class Core {
         { kind: 'put', path: INIT_PENDING_PATH, value: Buffer.from(JSON.stringify(config)) },
         { kind: 'put', path: CLUSTER_PATH, value: Buffer.from(JSON.stringify(cluster)) },
         ...root.ops,
-        ...MountTable.initialOps(),
+        ...MountTable.initialOps(secretKvVersion),
       ];
       const written = new Set([KEYRING_PATH, ROOT_KEY_PATH, ...ops.map((op) => op.path)]);
       const leftovers = (await this.storedKeys('')).filter((key) => !written.has(key) && !key.startsWith('core/lock/'));
@@ -387,8 +397,8 @@ export class Core {
     });
   }
 
-  mount(path: string, type: string, version: string, description: string): Promise<void> {
-    return this.stateLock.run(() => this.mounts.mount(path, type, version, description));
+  mount(path: string, type: string, version: string, description: string, ttls?: MountTtls): Promise<void> {
+    return this.stateLock.run(() => this.mounts.mount(path, type, version, description, ttls));
   }
 
   async unmount(path: string): Promise<void> {

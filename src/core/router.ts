@@ -1,8 +1,7 @@
 import { BarrierView } from '../barrier/view.js';
 import type { SecurityBarrier } from '../barrier/barrier.js';
+import { createEngine, type EngineDeps } from '../engines/catalog.js';
 import type { SecretsEngine } from '../engines/engine.js';
-import { KvV1 } from '../engines/kv/v1.js';
-import { KvV2 } from '../engines/kv/v2.js';
 import type { MountEntry, MountTable } from './mounts.js';
 
 export interface Routed {
@@ -19,25 +18,29 @@ export class LogicalRouter {
   constructor(
     private readonly barrier: SecurityBarrier,
     private readonly mounts: MountTable,
-    /** The engines' clock (KV v2's version times and deletions); injectable for tests. */
-    private readonly now: () => number = () => Date.now(),
+    private readonly deps: EngineDeps,
   ) {}
 
   route(path: string): Routed | undefined {
     const mount = this.mounts.resolve(path);
     if (!mount) return undefined;
-    let engine = this.engines.get(mount.uuid);
+    const key = engineKey(mount);
+    let engine = this.engines.get(key);
     if (!engine) {
-      const view = new BarrierView(this.barrier, `logical/${mount.uuid}/`);
-      engine = mount.options.version === '2' ? new KvV2(view, this.now) : new KvV1(view);
-      this.engines.set(mount.uuid, engine);
+      engine = createEngine(mount, new BarrierView(this.barrier, `logical/${mount.uuid}/`), this.deps);
+      this.engines.set(key, engine);
     }
     return { mount, engine, path: path.slice(mount.path.length) };
   }
 
-  /** Drops engines of mounts that are gone. */
+  /** Drops engines of mounts that are gone, or were built for options a mount no longer has (a KV upgrade). */
   prune(): void {
-    const live = new Set(this.mounts.list().map((m) => m.uuid));
-    for (const uuid of this.engines.keys()) if (!live.has(uuid)) this.engines.delete(uuid);
+    const live = new Set(this.mounts.list().map(engineKey));
+    for (const key of this.engines.keys()) if (!live.has(key)) this.engines.delete(key);
   }
+}
+
+/** What a mount's engine is built from, so a mount whose options change gets a new one. */
+function engineKey(mount: MountEntry): string {
+  return `${mount.uuid}:${mount.type}:${mount.options.version ?? ''}`;
 }

@@ -34,6 +34,7 @@ const SUDO_PATHS = [
   /^sys\/step-down$/,
   /^sys\/audit(\/.*)?$/,
   /^sys\/rekey\/backup$/,
+  /^sys\/remount$/,
   /^auth\/token\/accessors\/?$/,
   /^auth\/token\/create-orphan$/,
   /^auth\/token\/revoke-orphan$/,
