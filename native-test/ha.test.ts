@@ -116,6 +116,43 @@ describe('HA: three nodes on PostgreSQL', () => {
     expect((await call(c.nodes[next]!.url, 'GET', 'secret/from-1', { token: root })).body.data).toEqual({ v: '1' });
   });
 
+  it('transit on every node: standbys decrypt, sign, verify and HMAC with the keys they read; encryptions go to the active node; a rotation is seen at once', async () => {
+    cluster = await startTestCluster({ pgUrl: inject('pgUrl'), size: 3, lockTtl: '3s' });
+    const c = cluster;
+    const { root } = await initCluster(c);
+    const active = await activeNode(c);
+    const standbys = c.nodes.filter((_, i) => i !== active);
+    const post = (url: string, path: string, body: unknown = {}) => call(url, 'POST', `transit/${path}`, { token: root, body });
+    expect((await call(c.nodes[active]!.url, 'POST', 'sys/mounts/transit', { token: root, body: { type: 'transit' } })).status).toBe(204);
+    expect((await post(c.nodes[active]!.url, 'keys/app')).status).toBe(200);
+    expect((await post(c.nodes[active]!.url, 'keys/signer', { type: 'ecdsa-p256' })).status).toBe(200);
+    const plaintext = Buffer.from('across the cluster').toString('base64');
+    for (const s of standbys) {
+      const enc = await post(s.url, 'encrypt/app', { plaintext });
+      expect(enc.status).toBe(200);
+      expect(enc.node).toBe(c.nodes[active]!.id);
+      for (const reader of c.nodes) {
+        const dec = await post(reader.url, 'decrypt/app', { ciphertext: enc.body.data.ciphertext });
+        expect(dec.body.data.plaintext).toBe(plaintext);
+        expect(dec.node).toBe(reader.id);
+      }
+      const sig = await post(s.url, 'sign/signer', { input: plaintext });
+      expect(sig.node).toBe(s.id);
+      for (const verifier of c.nodes) expect((await post(verifier.url, 'verify/signer', { input: plaintext, signature: sig.body.data.signature })).body.data.valid).toBe(true);
+      const mac = await post(s.url, 'hmac/app', { input: plaintext });
+      expect(mac.node).toBe(s.id);
+      expect((await post(c.nodes[active]!.url, 'verify/app', { input: plaintext, hmac: mac.body.data.hmac })).body.data.valid).toBe(true);
+    }
+    // A rotation made through a standby (forwarded) is used by every node's next request.
+    expect((await post(standbys[0]!.url, 'keys/app/rotate')).status).toBe(200);
+    const v2 = await post(c.nodes[active]!.url, 'encrypt/app', { plaintext });
+    expect(v2.body.data.ciphertext).toMatch(/^vault:v2:/);
+    for (const s of standbys) expect((await post(s.url, 'decrypt/app', { ciphertext: v2.body.data.ciphertext })).body.data.plaintext).toBe(plaintext);
+    const read = await call(standbys[1]!.url, 'GET', 'transit/keys/app', { token: root });
+    expect(read.body.data.latest_version).toBe(2);
+    expect(read.node).toBe(standbys[1]!.id);
+  });
+
   it('answers 307 to the active node when standbys are set to redirect', async () => {
     cluster = await startTestCluster({ pgUrl: inject('pgUrl'), size: 2, lockTtl: '3s', extraConfig: 'standby_requests = "redirect"' });
     const c = cluster;

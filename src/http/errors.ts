@@ -3,6 +3,7 @@ import { AuditFailedError } from '../core/audit.js';
 import { InvalidRequestError, NotFoundError, NotInitializedError, PermissionDeniedError } from '../core/errors.js';
 import { ShamirError } from '../crypto/shamir.js';
 import { IntegrityError, TokenError, TokenUnavailableError } from '../pkcs11/errors.js';
+import { KeyRequestError } from '../pkcs11/key-types.js';
 import { NotActiveError, StorageKeyError, StorageUnavailableError } from '../storage/backend.js';
 
 /** An error raised by the HTTP layer itself, with the status to answer. */
@@ -43,6 +44,8 @@ export function toErrorReply(err: unknown, requestPath = ''): ErrorReply {
   if (e instanceof InvalidRequestError || e instanceof NotInitializedError || e instanceof ShamirError) {
     return client(400, e.message);
   }
+  // A request a key or the token cannot serve as asked (a managed key that is missing, an input the key cannot take).
+  if (e instanceof KeyRequestError) return client(400, e.message);
   if (e instanceof PermissionDeniedError) return client(403, e.message);
   if (e instanceof NotFoundError) return client(404, e.message || undefined);
   if (e instanceof SealedError) return client(503, e.message);

@@ -20,12 +20,22 @@ const FORWARDED_BY = 'x-keyward-forwarded-by';
 // Hop-by-hop headers (RFC 9110 §7.6.1) and those the HTTP client or server sets itself.
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'host', 'content-length']);
 
-/** Whether a standby answers this request itself: its own routes, and KV reads (GET and list) from storage. */
+/**
+ * Transit operations a standby serves with the keys it reads from storage: none writes (an
+ * encryption counts against its key version's limit, so encrypt, rewrap and datakey go to the
+ * active node, which keeps the counts).
+ */
+const TRANSIT_ON_STANDBY = new Set(['decrypt', 'sign', 'verify', 'hmac', 'hash', 'random']);
+
+/** Whether a standby answers this request itself: its own routes, KV reads (GET and list) and transit's read-only operations. */
 function servedByStandby(core: Core, req: FastifyRequest): boolean {
   if (req.is404 || req.routeOptions.config.standby === 'serve') return true;
-  if (req.method !== 'GET' || req.routeOptions.url !== '/v1/*') return false;
+  if (req.routeOptions.url !== '/v1/*') return false;
   const path = (req.params as { '*': string })['*'];
-  return !path.startsWith('sys/') && core.router.route(path)?.mount.type === 'kv';
+  if (path.startsWith('sys/')) return false;
+  const routed = core.router.route(path);
+  if (req.method === 'GET') return routed !== undefined;
+  return routed?.mount.type === 'transit' && (req.method === 'POST' || req.method === 'PUT') && TRANSIT_ON_STANDBY.has(routed.path.split('/')[0]!);
 }
 
 /**
@@ -45,7 +55,7 @@ export class StandbyRouter {
 
   /** Whether a read this standby began, and failed for want of a write or a term not yet learnt, may go to the active node. */
   mayRetryOnActive(req: FastifyRequest): boolean {
-    return this.core.isStandby && req.method === 'GET' && !req.forwarded;
+    return this.core.isStandby && !req.forwarded && (req.method === 'GET' || servedByStandby(this.core, req));
   }
 
   async sendToActive(req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
@@ -67,7 +77,8 @@ export class StandbyRouter {
       res = await request(`${active}${req.url}`, {
         method: req.method as 'GET',
         headers,
-        body: hasBody && !req.body ? req.raw : undefined,
+        // A request this node began to serve has had its body read: it goes on re-serialized.
+        body: !hasBody ? undefined : req.body === undefined ? req.raw : JSON.stringify(req.body),
       });
     } catch (err) {
       throw new HttpError(503, `the active node at ${active} did not answer (${(err as Error).message}); retry`);
