@@ -1,75 +1,9 @@
-import { createDecipheriv } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import pkcs11js from 'pkcs11js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { combine } from '../src/crypto/shamir.js';
-import { decodeBlob } from '../src/pkcs11/key-wrap.js';
-import { findSlot } from '../src/pkcs11/module.js';
+import { openBarrierValue, storedEntry, termKeysInClear } from './support/barrier-in-clear.js';
 import { type Hit, scanProcessMemory, spellingsOf } from './support/process-memory.js';
 import { type FreshServer, startServerProcess } from './support/process.js';
 import { call } from './support/service.js';
-import type { TestToken } from './support/softhsm.js';
-
-/** The file backend's entry file for a storage path (one file per entry, leaf prefixed with "_"). */
-function storedEntry(dir: string, path: string): Buffer {
-  const segments = path.split('/');
-  const leaf = segments.pop()!;
-  return readFileSync(join(dir, 'storage', 'data', ...segments.map(encodeURIComponent), `_${leaf}`));
-}
-
-/** Decrypts a barrier value (term ‖ 0x02 ‖ nonce ‖ ciphertext ‖ tag, AAD = path) with a key in the clear. */
-function openBarrierValue(key: Buffer, path: string, value: Buffer): Buffer {
-  const nonce = value.subarray(5, 17);
-  const sealed = value.subarray(17);
-  const decipher = createDecipheriv('aes-256-gcm', key, nonce);
-  decipher.setAAD(Buffer.from(path));
-  decipher.setAuthTag(sealed.subarray(sealed.length - 16));
-  return Buffer.concat([decipher.update(sealed.subarray(0, sealed.length - 16)), decipher.final()]);
-}
-
-/**
- * The term keys in the clear, as an attacker holding the shares and the HSM PIN gets them: the
- * keyring decrypted with the root key gives the K-wrapped blobs, and the token, logged in through
- * this process's own session, unwraps them into extractable, non-sensitive session objects
- * (K carries no CKA_UNWRAP_TEMPLATE, so SoftHSM2 lets the caller choose those attributes).
- */
-function termKeysInClear(token: TestToken, dir: string, rootKey: Buffer): Buffer[] {
-  const keyring = JSON.parse(openBarrierValue(rootKey, 'core/keyring', storedEntry(dir, 'core/keyring')).toString('utf8')) as {
-    terms: Array<{ wrapped: string }>;
-  };
-  // This file's only token: SoftHSM2 reads the variable at C_Initialize.
-  process.env.SOFTHSM2_CONF = token.confPath;
-  const p11 = new pkcs11js.PKCS11();
-  p11.load(token.config.lib);
-  p11.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
-  try {
-    const session = p11.C_OpenSession(findSlot(p11, token.config), pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
-    p11.C_Login(session, pkcs11js.CKU_USER, token.config.pin);
-    p11.C_FindObjectsInit(session, [
-      { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
-      { type: pkcs11js.CKA_LABEL, value: token.config.keyLabel },
-    ]);
-    const [sealKey] = p11.C_FindObjects(session, 1);
-    p11.C_FindObjectsFinal(session);
-    return keyring.terms.map(({ wrapped }) => {
-      // Stored blobs name their key-wrap algorithm; SoftHSM2's is RFC 5649 under 0x210A.
-      const key = p11.C_UnwrapKey(session, { mechanism: pkcs11js.CKM_AES_KEY_WRAP_PAD }, sealKey!, decodeBlob(Buffer.from(wrapped, 'base64')).wrapped, [
-        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
-        { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
-        { type: pkcs11js.CKA_TOKEN, value: false },
-        { type: pkcs11js.CKA_SENSITIVE, value: false },
-        { type: pkcs11js.CKA_EXTRACTABLE, value: true },
-        { type: pkcs11js.CKA_DECRYPT, value: true },
-      ]);
-      const [attr] = p11.C_GetAttributeValue(session, key, [{ type: pkcs11js.CKA_VALUE }]);
-      p11.C_DestroyObject(session, key);
-      return Buffer.from(attr!.value as Buffer);
-    });
-  } finally {
-    p11.C_Finalize();
-  }
-}
 
 function describeHits(hits: Hit[]): string {
   return hits.map((h) => `${h.needle} at 0x${h.address.toString(16)} in ${h.mapping}`).join('\n');

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what keyward needs on a fresh Debian machine with Node 20+: SoftHSM2 (and OpenSC's
 # pkcs11-tool), NSS softokn and its certutil (the second PKCS#11 module of the tests), jq (the tutorials' JSON tool, used by the CLI tests), openssl (test
-# certificates), PostgreSQL (the tests' throwaway server) and Chromium (the console's browser tests)
+# certificates), PostgreSQL (the tests' throwaway server), Chromium (the console's browser tests) and python3-hvac (a Vault client)
 # from Debian's packages when missing, then the npm packages from the lockfile; builds the console.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,6 +24,8 @@ command -v cc >/dev/null || missing+=(gcc libc6-dev)
 { [ -e /usr/lib/x86_64-linux-gnu/libsoftokn3.so ] && command -v certutil >/dev/null; } || missing+=(libnss3 libnss3-tools)
 # Chromium, the real browser the console's tests drive headless with playwright-core (native-test/ui-console.test.ts).
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+# Debian's python3-hvac (0.11), the Vault client the transit compatibility test drives (native-test/transit-clients.test.ts).
+{ [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import hvac' 2>/dev/null; } || missing+=(python3-hvac)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]} from Debian's packages" >&2
   as_root apt-get update -qq

@@ -28,10 +28,11 @@ export async function startInProcess(
   const dataDir = await mkdtemp(join(tmpdir(), 'keyward-data-'));
   const config: ServerConfig = {
     storage: storage === 'file' ? { type: 'file', path: dataDir } : { type: 'inmem' },
-    seal: { ...token.config, generateKey: true },
     listener: { address: '127.0.0.1:0', tlsDisable: true },
     logLevel: 'silent',
     ...extra,
+    // A seal given in `extra` only changes fields (the module's path, say) of the fresh token's.
+    seal: { ...token.config, generateKey: true, ...extra.seal },
   };
   const service = await startService(config, pino({ level: 'silent' }), opts);
   return { service, token, dataDir, config };
