@@ -1,12 +1,10 @@
 import { ApiClient, CLIENT_FLAGS, outputFormat } from '../client.js';
 import type { Command } from '../command.js';
 import { splitPair, UsageError } from '../flags.js';
-import { json, table } from '../output.js';
+import { formatted, table } from '../output.js';
 
-export const auditCommands: Command[] = [
-  {
-    name: 'audit enable',
-    synopsis: 'Enable an audit device: keyward audit enable file file_path=/var/log/keyward/audit.log [-path=NAME]',
+export const auditCommands: Record<string, Command> = {
+  enable: {
     flags: {
       ...CLIENT_FLAGS,
       path: { kind: 'string', help: 'where to enable it (default: the type)', default: '' },
@@ -26,9 +24,7 @@ export const auditCommands: Command[] = [
       return 0;
     },
   },
-  {
-    name: 'audit disable',
-    synopsis: 'Disable the audit device at a path',
+  disable: {
     flags: CLIENT_FLAGS,
     async run({ flags, args }, io) {
       if (args.length !== 1) throw new UsageError('give the path of the device to disable');
@@ -37,17 +33,16 @@ export const auditCommands: Command[] = [
       return 0;
     },
   },
-  {
-    name: 'audit list',
-    synopsis: 'List the enabled audit devices',
+  list: {
     flags: CLIENT_FLAGS,
     async run({ flags }, io) {
       const { body } = await ApiClient.fromFlags(flags, io.env).request('GET', 'sys/audit');
       const data = (body?.data as Record<string, { type: string; description: string; options: Record<string, string> }>) ?? {};
-      if (outputFormat(flags, io.env) === 'json') io.out(json(data));
+      const format = outputFormat(flags, io.env);
+      if (format !== 'table') io.out(formatted(format, data));
       else if (Object.keys(data).length === 0) io.out('No audit devices are enabled.');
       else io.out(table(Object.entries(data).map(([p, d]) => [p, `${d.type} ${d.options.file_path ?? ''}`] as const), ['Path', 'Type / File']));
       return 0;
     },
   },
-];
+};

@@ -7,8 +7,6 @@ import { promptHidden } from '../prompt.js';
 
 /** `keyward login TOKEN`: checks the token and keeps it for later commands in ~/.keyward-token (mode 0600). */
 export const loginCommand: Command = {
-  name: 'login',
-  synopsis: 'Authenticate with a token (prompted without echo when not given) and keep it for later commands',
   flags: CLIENT_FLAGS,
   async run({ flags, args }, io) {
     if (args.length > 1) throw new UsageError('give at most one token');

@@ -1,9 +1,8 @@
 import { readFile } from 'node:fs/promises';
-import { decodeWithOtp, generateOtp } from '../../core/generate-root.js';
 import { ApiClient, CLIENT_FLAGS, outputFormat } from '../client.js';
 import type { Command } from '../command.js';
 import { UsageError } from '../flags.js';
-import { json, table } from '../output.js';
+import { formatted, table } from '../output.js';
 import { promptHidden } from '../prompt.js';
 
 type Body = Record<string, unknown>;
@@ -23,8 +22,6 @@ function rows(s: Body): Array<[string, unknown]> {
 }
 
 export const operatorGenerateRootCommand: Command = {
-  name: 'operator generate-root',
-  synopsis: 'Mint a new root token with a quorum of shares (OTP- or PGP-protected)',
   flags: {
     ...CLIENT_FLAGS,
     init: { kind: 'bool', help: 'start an attempt (the server makes and prints the OTP unless -otp or -pgp-key)', default: false },
@@ -38,12 +35,15 @@ export const operatorGenerateRootCommand: Command = {
   },
   async run({ flags, args }, io) {
     const format = outputFormat(flags, io.env);
+    // The OTP helpers live with the server's root generation (which loads PGP): loaded only for them.
     if (flags['generate-otp']) {
+      const { generateOtp } = await import('../../core/generate-root.js');
       io.out(generateOtp());
       return 0;
     }
     if (flags.decode) {
       if (!flags.otp) throw new UsageError('-decode needs -otp');
+      const { decodeWithOtp } = await import('../../core/generate-root.js');
       io.out(decodeWithOtp(flags.decode as string, flags.otp as string));
       return 0;
     }
@@ -55,14 +55,14 @@ export const operatorGenerateRootCommand: Command = {
     }
     if (flags.status) {
       const { body } = await client.request('GET', 'sys/generate-root/attempt');
-      io.out(format === 'json' ? json(body) : table(rows(body ?? {})));
+      io.out(format !== 'table' ? formatted(format, body) : table(rows(body ?? {})));
       return 0;
     }
     if (flags.init) {
       const pgpFile = flags['pgp-key'] as string;
       const pgpKey = pgpFile ? (await readFile(pgpFile, 'utf8').catch((e: Error) => Promise.reject(new UsageError(`cannot read ${pgpFile}: ${e.message}`)))).trim() : undefined;
       const { body } = await client.request('PUT', 'sys/generate-root/attempt', { pgp_key: pgpKey, otp: (flags.otp as string) || undefined });
-      io.out(format === 'json' ? json(body) : table(rows(body ?? {})));
+      io.out(format !== 'table' ? formatted(format, body) : table(rows(body ?? {})));
       return 0;
     }
     if (args.length > 1) throw new UsageError('give at most one key share');
@@ -70,7 +70,7 @@ export const operatorGenerateRootCommand: Command = {
     const key = args[0] ?? (await promptHidden('Unseal Key (will be hidden): '));
     if (!key) throw new UsageError('no key share given');
     const { body } = await client.request('PUT', 'sys/generate-root/update', { key, nonce });
-    io.out(format === 'json' ? json(body) : table(rows(body ?? {})));
+    io.out(format !== 'table' ? formatted(format, body) : table(rows(body ?? {})));
     return 0;
   },
 };

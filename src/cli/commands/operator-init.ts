@@ -1,10 +1,8 @@
 import { ApiClient, CLIENT_FLAGS, outputFormat } from '../client.js';
 import type { Command } from '../command.js';
-import { json } from '../output.js';
+import { formatted } from '../output.js';
 
 export const operatorInitCommand: Command = {
-  name: 'operator init',
-  synopsis: 'Initialize the server: create the root key, split it into shares, print them and the root token',
   flags: {
     ...CLIENT_FLAGS,
     'key-shares': { kind: 'int', help: 'number of shares to split the root key into', default: 5 },
@@ -18,9 +16,9 @@ export const operatorInitCommand: Command = {
     const { body } = await client.request('PUT', 'sys/init', { secret_shares: shares, secret_threshold: threshold });
     const keysB64 = (body?.keys_base64 as string[]) ?? [];
     const keysHex = (body?.keys as string[]) ?? [];
-    if (format === 'json') {
+    if (format !== 'table') {
       io.out(
-        json({
+        formatted(format, {
           unseal_keys_b64: keysB64,
           unseal_keys_hex: keysHex,
           unseal_shares: shares,

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { ApiClient, CLIENT_FLAGS, outputFormat, type OutputFormat } from '../client.js';
 import type { Command, Io } from '../command.js';
 import { type FlagValues, UsageError } from '../flags.js';
-import { json, table } from '../output.js';
+import { formatted, table } from '../output.js';
 import { promptHidden } from '../prompt.js';
 
 type Body = Record<string, unknown>;
@@ -50,8 +50,8 @@ async function readPgpKeys(list: string): Promise<string[]> {
 }
 
 function printCompletion(io: Io, format: OutputFormat, body: Body, threshold: number): void {
-  if (format === 'json') {
-    io.out(json(body));
+  if (format !== 'table') {
+    io.out(formatted(format, body));
     return;
   }
   const keys = body.keys_base64 as string[];
@@ -93,23 +93,23 @@ async function run({ flags, args }: { flags: FlagValues; args: string[] }, io: I
       backup: flags.backup === true,
       require_verification: verify,
     });
-    io.out(format === 'json' ? json(body) : table(statusRows(body ?? {})));
+    io.out(format !== 'table' ? formatted(format, body) : table(statusRows(body ?? {})));
     return 0;
   }
   if (modes[0] === 'cancel') {
     await client.request('DELETE', path);
-    io.out(format === 'json' ? json({}) : verify ? 'Success! Canceled rekey verification (if it was started)' : 'Success! Canceled rekeying (if it was started)');
+    io.out(format !== 'table' ? formatted(format, {}) : verify ? 'Success! Canceled rekey verification (if it was started)' : 'Success! Canceled rekeying (if it was started)');
     return 0;
   }
   if (modes[0] === 'status') {
     const { body } = await client.request('GET', path);
-    io.out(format === 'json' ? json(body) : table((verify ? verifyRows : statusRows)(body ?? {})));
+    io.out(format !== 'table' ? formatted(format, body) : table((verify ? verifyRows : statusRows)(body ?? {})));
     return 0;
   }
   if (modes[0] === 'backup-retrieve') {
     const { body } = await client.request('GET', 'sys/rekey/backup');
     const data = (body?.data as Body) ?? {};
-    if (format === 'json') io.out(json(body));
+    if (format !== 'table') io.out(formatted(format, body));
     else {
       const keys = (data.keys_base64 as Record<string, string[]>) ?? {};
       io.out(table([['Nonce', data.nonce], ...Object.entries(keys).map(([fp, ks]) => [fp, ks.join(', ')] as [string, unknown])]));
@@ -118,7 +118,7 @@ async function run({ flags, args }: { flags: FlagValues; args: string[] }, io: I
   }
   if (modes[0] === 'backup-delete') {
     await client.request('DELETE', 'sys/rekey/backup');
-    io.out(format === 'json' ? json({}) : 'Success! Deleted the rekey backup (if it existed)');
+    io.out(format !== 'table' ? formatted(format, {}) : 'Success! Deleted the rekey backup (if it existed)');
     return 0;
   }
 
@@ -132,18 +132,16 @@ async function run({ flags, args }: { flags: FlagValues; args: string[] }, io: I
   const result = body ?? {};
   if (verify) {
     if (result.complete) {
-      io.out(format === 'json' ? json(result) : `Success! Rekey verification was successful. The new keys are now in use.\n\nVerification nonce: ${String(result.nonce)}`);
-    } else io.out(format === 'json' ? json(result) : table(verifyRows(result)));
+      io.out(format !== 'table' ? formatted(format, result) : `Success! Rekey verification was successful. The new keys are now in use.\n\nVerification nonce: ${String(result.nonce)}`);
+    } else io.out(format !== 'table' ? formatted(format, result) : table(verifyRows(result)));
     return 0;
   }
   if (result.complete) printCompletion(io, format, result, Number(before.t));
-  else io.out(format === 'json' ? json(result) : table(statusRows(result)));
+  else io.out(format !== 'table' ? formatted(format, result) : table(statusRows(result)));
   return 0;
 }
 
 export const operatorRekeyCommand: Command = {
-  name: 'operator rekey',
-  synopsis: 'Rekey: new root key and new shares, authorized by a quorum of the current shares',
   flags: {
     ...CLIENT_FLAGS,
     init: { kind: 'bool', help: 'start a rekey', default: false },

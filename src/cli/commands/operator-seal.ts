@@ -2,8 +2,6 @@ import { ApiClient, CLIENT_FLAGS } from '../client.js';
 import type { Command } from '../command.js';
 
 export const operatorSealCommand: Command = {
-  name: 'operator seal',
-  synopsis: 'Seal the server: drop every key from the token session until a quorum unseals it again',
   flags: CLIENT_FLAGS,
   async run({ flags }, io) {
     await ApiClient.fromFlags(flags, io.env).request('PUT', 'sys/seal');

@@ -2,8 +2,6 @@ import { ApiClient, CLIENT_FLAGS } from '../client.js';
 import type { Command } from '../command.js';
 
 export const operatorStepDownCommand: Command = {
-  name: 'operator step-down',
-  synopsis: 'Make the active node give up the leader lease so a standby takes over',
   flags: CLIENT_FLAGS,
   async run({ flags }, io) {
     const client = ApiClient.fromFlags(flags, io.env);

@@ -1,13 +1,11 @@
 import { ApiClient, CLIENT_FLAGS, outputFormat } from '../client.js';
 import type { Command } from '../command.js';
 import { UsageError } from '../flags.js';
-import { json, table } from '../output.js';
+import { formatted, table } from '../output.js';
 import { promptHidden } from '../prompt.js';
 import { sealStatusRows } from './status.js';
 
 export const operatorUnsealCommand: Command = {
-  name: 'operator unseal',
-  synopsis: 'Give one unseal key share (prompted without echo when not given)',
   flags: { ...CLIENT_FLAGS, reset: { kind: 'bool', help: 'discard the shares given so far', default: false } },
   async run({ flags, args }, io) {
     if (args.length > 1) throw new UsageError('give at most one key share');
@@ -22,7 +20,7 @@ export const operatorUnsealCommand: Command = {
     }
     const res = await client.request('PUT', 'sys/unseal', body);
     const s = res.body ?? {};
-    io.out(format === 'json' ? json(s) : table(sealStatusRows(s)));
+    io.out(format !== 'table' ? formatted(format, s) : table(sealStatusRows(s)));
     return 0;
   },
 };

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { ApiClient, CLIENT_FLAGS, outputFormat } from '../client.js';
 import type { Command } from '../command.js';
 import { UsageError } from '../flags.js';
-import { json } from '../output.js';
+import { formatted } from '../output.js';
 
 function oneName(args: string[]): string {
   if (args.length < 1) throw new UsageError('give the policy name');
@@ -15,10 +15,8 @@ function policyName(name: string): string {
   return name;
 }
 
-export const policyCommands: Command[] = [
-  {
-    name: 'policy write',
-    synopsis: 'Write an ACL policy from a file (or "-" for standard input): keyward policy write NAME FILE',
+export const policyCommands: Record<string, Command> = {
+  write: {
     flags: CLIENT_FLAGS,
     async run({ flags, args }, io) {
       if (args.length !== 2) throw new UsageError('usage: keyward policy write NAME FILE');
@@ -39,31 +37,27 @@ export const policyCommands: Command[] = [
       return 0;
     },
   },
-  {
-    name: 'policy read',
-    synopsis: 'Print an ACL policy',
+  read: {
     flags: CLIENT_FLAGS,
     async run({ flags, args }, io) {
       const { body } = await ApiClient.fromFlags(flags, io.env).request('GET', `sys/policies/acl/${policyName(oneName(args))}`);
       const data = (body?.data as { policy?: string }) ?? {};
-      io.out(outputFormat(flags, io.env) === 'json' ? json(body) : (data.policy ?? ''));
+      const format = outputFormat(flags, io.env);
+      io.out(format !== 'table' ? formatted(format, body) : (data.policy ?? ''));
       return 0;
     },
   },
-  {
-    name: 'policy list',
-    synopsis: 'List ACL policies',
+  list: {
     flags: CLIENT_FLAGS,
     async run({ flags }, io) {
       const { body } = await ApiClient.fromFlags(flags, io.env).request('GET', 'sys/policies/acl', undefined, { query: { list: 'true' } });
       const keys = ((body?.data as { keys?: string[] }) ?? {}).keys ?? [];
-      io.out(outputFormat(flags, io.env) === 'json' ? json(keys) : keys.join('\n'));
+      const format = outputFormat(flags, io.env);
+      io.out(format !== 'table' ? formatted(format, keys) : keys.join('\n'));
       return 0;
     },
   },
-  {
-    name: 'policy delete',
-    synopsis: 'Delete an ACL policy',
+  delete: {
     flags: CLIENT_FLAGS,
     async run({ flags, args }, io) {
       await ApiClient.fromFlags(flags, io.env).request('DELETE', `sys/policies/acl/${policyName(oneName(args))}`);
@@ -71,5 +65,4 @@ export const policyCommands: Command[] = [
       return 0;
     },
   },
-];
-
+};

@@ -44,7 +44,8 @@ async function runDev(flags: Record<string, unknown>, io: Io): Promise<number> {
   };
   const log = createLogger(config.logLevel);
   const service = await startService(config, log);
-  const init = await service.core.init(1, 1);
+  // secret/ is KV version 2, as on Vault's dev server (its tutorials and clients expect secret/data/...).
+  const init = await service.core.init(1, 1, [], '2');
   const unsealKey = init.keys[0]!.toString('base64');
   await service.core.unseal(unsealKey, false);
   io.out(
@@ -57,6 +58,8 @@ async function runDev(flags: Record<string, unknown>, io: Io): Promise<number> {
       '',
       `    $ export KEYWARD_ADDR='${service.url}'`,
       `    $ export KEYWARD_TOKEN='${init.rootToken}'`,
+      '',
+      `The operator console is at ${service.url}/ui/ (sign in with the root token below).`,
       '',
       'The unseal key and root token are displayed below in case you want to',
       'seal/unseal the server or re-authenticate.',
@@ -73,8 +76,6 @@ async function runDev(flags: Record<string, unknown>, io: Io): Promise<number> {
 }
 
 export const serverCommand: Command = {
-  name: 'server',
-  synopsis: 'Run the keyward server (-config=FILE, or -dev for a throwaway development server)',
   flags: {
     config: { kind: 'string', help: 'path to an HCL or JSON config file', default: '' },
     dev: { kind: 'bool', help: 'provision a SoftHSM2 token and file storage in a temp dir, init with one share and unseal', default: false },

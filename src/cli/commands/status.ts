@@ -1,6 +1,6 @@
 import { ApiClient, CLIENT_FLAGS, outputFormat } from '../client.js';
 import type { Command } from '../command.js';
-import { json, table } from '../output.js';
+import { formatted, table } from '../output.js';
 
 /** Vault's status table; `leader` (sys/leader) adds the HA rows. */
 export function sealStatusRows(s: Record<string, unknown>, leader?: Record<string, unknown>): Array<[string, unknown]> {
@@ -31,15 +31,13 @@ export function sealStatusRows(s: Record<string, unknown>, leader?: Record<strin
 
 /** `keyward status`: exit 0 unsealed, 2 sealed, 1 error (Vault's convention, which scripts rely on). */
 export const statusCommand: Command = {
-  name: 'status',
-  synopsis: 'Print the seal status of the server',
   flags: CLIENT_FLAGS,
   async run({ flags }, io) {
     const format = outputFormat(flags, io.env);
     const client = ApiClient.fromFlags(flags, io.env);
     const s = (await client.request('GET', 'sys/seal-status')).body ?? {};
     const leader = (await client.request('GET', 'sys/leader')).body ?? {};
-    io.out(format === 'json' ? json({ ...s, ...leader }) : table(sealStatusRows(s, leader)));
+    io.out(format !== 'table' ? formatted(format, { ...s, ...leader }) : table(sealStatusRows(s, leader)));
     return s.sealed ? 2 : 0;
   },
 };

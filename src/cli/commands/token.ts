@@ -1,7 +1,7 @@
 import { ApiClient, CLIENT_FLAGS, outputFormat, type OutputFormat } from '../client.js';
 import type { Command, Io } from '../command.js';
 import { splitPair, UsageError } from '../flags.js';
-import { json, table } from '../output.js';
+import { formatted, table } from '../output.js';
 
 type Body = Record<string, unknown>;
 
@@ -17,12 +17,10 @@ function authTable(auth: Body): string {
 }
 
 function print(io: Io, format: OutputFormat, body: Body | undefined, render: (b: Body) => string): void {
-  io.out(format === 'json' ? json(body) : render(body ?? {}));
+  io.out(format !== 'table' ? formatted(format, body) : render(body ?? {}));
 }
 
 const create: Command = {
-  name: 'token create',
-  synopsis: 'Create a token (a child of the current one unless -orphan)',
   flags: {
     ...CLIENT_FLAGS,
     policy: { kind: 'list', help: 'policy for the token (repeat or comma-separate)' },
@@ -58,8 +56,6 @@ const create: Command = {
 };
 
 const lookup: Command = {
-  name: 'token lookup',
-  synopsis: 'Show a token (the current one when none is given; -accessor looks one up by accessor)',
   flags: { ...CLIENT_FLAGS, accessor: { kind: 'bool', help: 'the argument is an accessor', default: false } },
   async run({ flags, args }, io) {
     if (args.length > 1) throw new UsageError('give at most one token or accessor');
@@ -78,8 +74,6 @@ const lookup: Command = {
 };
 
 const renew: Command = {
-  name: 'token renew',
-  synopsis: 'Renew a token (the current one when none is given)',
   flags: { ...CLIENT_FLAGS, increment: { kind: 'string', help: 'new TTL, e.g. 30m', default: '' } },
   async run({ flags, args }, io) {
     const client = ApiClient.fromFlags(flags, io.env);
@@ -93,8 +87,6 @@ const renew: Command = {
 };
 
 const revoke: Command = {
-  name: 'token revoke',
-  synopsis: 'Revoke a token and its children (-mode=orphan keeps the children; -self; -accessor)',
   flags: {
     ...CLIENT_FLAGS,
     accessor: { kind: 'bool', help: 'the argument is an accessor', default: false },
@@ -114,4 +106,4 @@ const revoke: Command = {
   },
 };
 
-export const tokenCommands: Command[] = [create, lookup, renew, revoke];
+export const tokenCommands: Record<string, Command> = { create, lookup, renew, revoke };
