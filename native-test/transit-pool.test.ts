@@ -12,14 +12,16 @@ const MESSAGE = Buffer.from('signed on a pool thread');
  * threads as AES-GCM does: the event loop hands the call over and goes on, and the thread's
  * C_SignInit and C_Sign are counted by the emulator only once the promise settles.
  */
-describe('signing and HMAC on the session pool (HSM emulator, 300 µs per call, max_parallel 4)', () => {
+describe('signing and HMAC on the session pool (HSM emulator, 20 ms per call, max_parallel 4)', () => {
   let t: TestToken;
   let emu: HsmEmulator;
   let token: Token;
 
   beforeAll(async () => {
     t = await freshProcessToken('keyward-transit-pool');
-    emu = (await HsmEmulator.create({ latencyUs: 300 })).useInProcess();
+    // A long round trip: a C_Sign can reach the module only 40 ms after its job was handed over, far
+    // longer than this thread takes to hand over eight, even on a loaded machine.
+    emu = (await HsmEmulator.create({ latencyUs: 20_000 })).useInProcess();
     token = new Token({ ...t.config, lib: emu.lib, maxParallel: 4 });
     token.ensureSealKey(true);
     await token.started();
