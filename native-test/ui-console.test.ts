@@ -343,6 +343,16 @@ describe('the operator console in a real browser', () => {
     await page.locator('main[data-page="secrets"]').waitFor();
     expect(await page.evaluate(() => Object.keys((globalThis as any).sessionStorage))).toEqual(['keyward.token']);
 
+    // Signed in, the status page shows the token module, as sys/hsm reports it.
+    await nav(a, 'Status');
+    const module = page.locator('section[aria-labelledby="hsm-h"]');
+    await module.getByText('on the event loop (in-process module)').waitFor({ timeout: SEEN_WITHIN });
+    const hsm = (await call(base, 'GET', 'sys/hsm', { token: rootToken })).body.data;
+    const shown = await module.textContent();
+    for (const fact of [hsm.library, hsm.token_label, hsm.seal_key_label, 'chosen by keyward', `rfc5649 (${hsm.key_wrap.rfc5649})`]) expect(shown).toContain(fact);
+    await check(page, 'status-token-module');
+    await nav(a, 'Secrets');
+
     // KV version 1 at secret/.
     await page.locator('#mounts-table').getByRole('link', { name: 'secret/' }).click();
     await page.getByLabel('Path under secret/', { exact: true }).fill('app/db');
@@ -642,7 +652,7 @@ describe('the operator console in a real browser', () => {
       for (const s of secrets) expect(stored).not.toContain(s);
     }
     expect([...axeChecked].sort()).toEqual(
-      expect.arrayContaining(['status-uninitialized', 'init-form', 'unseal-progress', 'login', 'secrets-mounts', 'access', 'rekey-start', 'rekey-verification', 'rotate-rewrap-done', 'status-sealed']),
+      expect.arrayContaining(['status-uninitialized', 'init-form', 'unseal-progress', 'login', 'status-token-module', 'secrets-mounts', 'access', 'rekey-start', 'rekey-verification', 'rotate-rewrap-done', 'status-sealed']),
     );
 
     // Everything the pages did went through /v1, audited like any client's calls, shares hashed.

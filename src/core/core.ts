@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { TokenBarrier, type BarrierOp } from '../barrier/barrier.js';
 import { BarrierView } from '../barrier/view.js';
 import { IntegrityError } from '../pkcs11/errors.js';
-import type { Token } from '../pkcs11/token.js';
+import type { Token, TokenDescription } from '../pkcs11/token.js';
 import type { StorageBackend } from '../storage/backend.js';
 import { VERSION } from '../version.js';
 import { InvalidRequestError, NotInitializedError, PermissionDeniedError } from './errors.js';
@@ -184,6 +184,11 @@ export class Core {
   /** The server's default_lease_ttl and max_lease_ttl (seconds): what a mount tuned to 0 ("system") gets. */
   get systemTtls(): TokenTtls {
     return this.opts.tokenTtls ?? { defaultTtl: DEFAULT_TOKEN_TTL, maxTtl: DEFAULT_TOKEN_TTL };
+  }
+
+  /** The PKCS#11 module and token this node uses, for operators (sys/hsm). */
+  tokenDescription(): TokenDescription {
+    return this.token.describe();
   }
 
   /** Whether this node is an unsealed standby in a cluster (it then serves reads and passes the rest on). */

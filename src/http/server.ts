@@ -18,6 +18,7 @@ import { policyRoutes } from './routes/sys-policy.js';
 import { auditRoutes } from './routes/sys-audit.js';
 import { sealRoutes } from './routes/sys-seal.js';
 import { haRoutes } from './routes/sys-ha.js';
+import { hsmRoutes } from './routes/sys-hsm.js';
 import { uiRoutes } from './routes/ui.js';
 import { NODE_HEADER, StandbyRouter } from './standby.js';
 import { unsupportedHeaderError } from './unsupported-headers.js';
@@ -165,6 +166,7 @@ export function buildHttpServer(core: Core, opts: HttpOptions): FastifyInstance 
 
   app.register(sealRoutes, { core });
   app.register(haRoutes, { core });
+  app.register(hsmRoutes, { core });
   app.register(mountRoutes, { core });
   app.register(rekeyRoutes, { core });
   app.register(generateRootRoutes, { core });

@@ -84,6 +84,22 @@ export interface TokenDispatch {
   tokenSessionLimit: number | undefined;
 }
 
+/** Token.describe(): the module and token configured, and what keyward found out about them. */
+export interface TokenDescription {
+  library: string;
+  tokenLabel: string | undefined;
+  slot: number | undefined;
+  sealKeyLabel: string;
+  /** As configured: keyward's IVs (`caller`), the token's (`token`), or decided by a probe. */
+  ivPolicy: 'caller' | 'token' | 'probe';
+  /** Who picks IVs, once the first encryption probed it. */
+  ivStyle: IvStyle | undefined;
+  /** The key-wrap mechanism chosen for each algorithm, once the known-answer tests ran. */
+  keyWrap: Record<string, string> | undefined;
+  dispatch: TokenDispatch | undefined;
+  connected: boolean;
+}
+
 export const GCM_TAG_BYTES = 16;
 export const GCM_IV_BYTES = 12;
 // pkcs11js passes a zero-length Buffer.alloc(0) as NULL, which SoftHSM rejects; a zero-length view of a real buffer is not NULL.
@@ -149,6 +165,21 @@ export class Token {
   /** How calls are dispatched, once the first connection decided it. */
   get dispatch(): TokenDispatch | undefined {
     return this.dispatchInfo;
+  }
+
+  /** What an operator sees of the token: where it is, and what keyward found out about it (nothing secret). */
+  describe(): TokenDescription {
+    return {
+      library: this.cfg.lib,
+      tokenLabel: this.cfg.tokenLabel,
+      slot: this.cfg.slot,
+      sealKeyLabel: this.cfg.keyLabel,
+      ivPolicy: this.cfg.ivPolicy ?? 'probe',
+      ivStyle: this.ivStyleFound,
+      keyWrap: this.keyWrap && Object.fromEntries([...this.keyWrap].map(([algorithm, mechanism]) => [algorithm, `0x${mechanism.toString(16)}`])),
+      dispatch: this.dispatchInfo,
+      connected: this.connected,
+    };
   }
 
   /** Whether the seal key exists in the token (connects if needed). */

@@ -19,6 +19,41 @@ export interface RotateConfig {
   enabled: boolean;
 }
 
+/** keyward's sys/hsm: the PKCS#11 module and token this node uses. */
+export interface HsmStatus {
+  library: string;
+  token_label: string | null;
+  slot: number | null;
+  seal_key_label: string;
+  iv_policy: string;
+  iv_style: string | null;
+  key_wrap: Record<string, string> | null;
+  connected: boolean;
+  dispatch: { mode: string; max_parallel: number; round_trip_us: number; token_session_limit: number | null } | null;
+}
+
+const IV_STYLES: Record<string, string> = {
+  caller: 'chosen by keyward',
+  written: 'chosen by the token (written into the parameters)',
+  appended: 'chosen by the token (appended to the output)',
+};
+
+function TokenModule({ hsm }: { hsm: HsmStatus }) {
+  const d = hsm.dispatch;
+  return (
+    <dl class="facts">
+      <Row name="Module">{hsm.library}</Row>
+      <Row name="Token">{hsm.token_label ?? (hsm.slot === null ? '—' : `slot ${hsm.slot}`)}</Row>
+      <Row name="Seal key">{hsm.seal_key_label}</Row>
+      <Row name="GCM IVs">{hsm.iv_style ? IV_STYLES[hsm.iv_style] ?? hsm.iv_style : `not probed yet (policy: ${hsm.iv_policy})`}</Row>
+      <Row name="Key wrap">{hsm.key_wrap ? Object.entries(hsm.key_wrap).map(([alg, mech]) => `${alg} (${mech})`).join(', ') : '—'}</Row>
+      <Row name="Calls run">{d ? (d.mode === 'session-pool' ? `on a session pool, max_parallel ${d.max_parallel}` : 'on the event loop (in-process module)') : '—'}</Row>
+      <Row name="Round trip">{d ? `${fmtNum(d.round_trip_us)} µs` : '—'}</Row>
+      <Row name="Session limit">{d?.token_session_limit ? fmtNum(d.token_session_limit) : 'none reported'}</Row>
+    </dl>
+  );
+}
+
 /** What one read gave: its data, or the API's refusal (a page without sudo still shows the rest). */
 type Got<T> = { data: T } | { error: unknown };
 
@@ -75,6 +110,7 @@ export function StatusPage() {
   const [leader, setLeader] = useState<Leader | undefined>();
   const [keyStatus, setKeyStatus] = useState<Got<KeyStatus> | undefined>();
   const [config, setConfig] = useState<Got<RotateConfig> | undefined>();
+  const [hsm, setHsm] = useState<Got<HsmStatus> | undefined>();
   const [error, setError] = useState<unknown>();
   const [sealRun, sealing, sealError] = useAction();
   const marked = useRef(false);
@@ -92,12 +128,18 @@ export function StatusPage() {
       setLeader(l);
       setError(undefined);
       if (token() && s.initialized && !s.sealed) {
-        const [k, c] = await Promise.all([got(api<{ data: KeyStatus }>('GET', 'sys/key-status')), got(api<{ data: RotateConfig }>('GET', 'sys/rotate/config'))]);
+        const [k, c, m] = await Promise.all([
+          got(api<{ data: KeyStatus }>('GET', 'sys/key-status')),
+          got(api<{ data: RotateConfig }>('GET', 'sys/rotate/config')),
+          got(api<{ data: HsmStatus }>('GET', 'sys/hsm')),
+        ]);
         setKeyStatus('data' in k ? { data: k.data.data } : k);
         setConfig('data' in c ? { data: c.data.data } : c);
+        setHsm('data' in m ? { data: m.data.data } : m);
       } else {
         setKeyStatus(undefined);
         setConfig(undefined);
+        setHsm(undefined);
       }
     } catch (err) {
       setError(err);
@@ -195,10 +237,17 @@ export function StatusPage() {
             </section>
             <section class="card" aria-labelledby="hsm-h">
               <h2 id="hsm-h">Token module</h2>
-              <p>
-                The API does not report the PKCS#11 module yet (its label, IV policy and <code>max_parallel</code>): the <code>seal "pkcs11"</code> block of
-                the server's config names them. Storage and seal type above are what <code>sys/seal-status</code> reports.
-              </p>
+              {!token() ? (
+                <p>
+                  <Link to={href('login', { next: href('status') })}>Sign in</Link> to see the PKCS#11 module and token.
+                </p>
+              ) : seal.sealed || !seal.initialized ? (
+                <p>Shown once keyward is unsealed.</p>
+              ) : hsm && 'data' in hsm ? (
+                <TokenModule hsm={hsm.data} />
+              ) : (
+                <Errors error={hsm?.error} />
+              )}
             </section>
           </div>
         </>
