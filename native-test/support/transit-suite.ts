@@ -81,6 +81,8 @@ export function describeTransit(label: string, start: () => Promise<TransitServe
       const enc = ok(await post('encrypt/upserted', { plaintext: b64('x') }));
       expect(enc.ciphertext).toMatch(/^vault:v1:/);
       expect(ok(await get('keys/upserted')).type).toBe('aes256-gcm96');
+      expectError(await post('encrypt/upserted-rsa', { plaintext: b64('x'), type: 'rsa-2048' }), 400, /must be of type aes256-gcm96/);
+      expect((await get('keys/upserted-rsa')).status).toBe(404);
     });
 
     it('rotates: old ciphertexts still decrypt, rewrap moves them to the latest version, min_decryption_version and trim retire the old', async () => {
@@ -250,6 +252,8 @@ export function describeTransit(label: string, start: () => Promise<TransitServe
       expectError(await post('keys/x', { type: 'chacha20-poly1305' }), 400, /unsupported key type/);
       expectError(await post('keys/x', { type: 'aes256-gcm96', auto_rotate_period: '10m' }), 400, /at least 1h/);
       expectError(await post('keys/bad name'), 400, /invalid key name/);
+      expectError(await post('encrypt/app/extra', { plaintext: b64('x') }), 404, /no handler for route "encrypt\/app\/extra"/);
+      expectError(await post('sign/rsa/sha2-256/extra', { input: b64('x') }), 404, /no handler/);
       expect((await get('keys/x')).status).toBe(404);
       expectError(await get('export/encryption-key/app'), 400, /never leave the HSM/);
       expectError(await get('backup/app'), 400, /never leave the HSM/);

@@ -62,6 +62,8 @@ export class TransitEngine implements SecretsEngine {
     const parts = req.path.split('/');
     const [area, name, extra, more] = parts;
     const write = req.operation === 'update';
+    // Paths take a key name, and sign, verify, hmac and datakey one more segment: anything past that names nothing.
+    if ((['encrypt', 'decrypt', 'rewrap'].includes(area!) && extra !== undefined) || more !== undefined) throw new NotFoundError(`no handler for route "${req.path}" in a transit mount`);
     switch (area) {
       case 'keys':
         return this.keysArea(req, parts.slice(1));
@@ -83,7 +85,6 @@ export class TransitEngine implements SecretsEngine {
       case 'verify':
       case 'hmac': {
         requireWrite(write, area);
-        if (more !== undefined) throw new NotFoundError(`no handler for route "${req.path}"`);
         const policy = await this.keys.require(keyName(name));
         if (area === 'sign') return perItem(req.data, (item) => this.ops.sign(policy, extra, item));
         if (area === 'hmac') return perItem(req.data, (item) => this.ops.hmac(policy, extra, item));
@@ -168,7 +169,8 @@ export class TransitEngine implements SecretsEngine {
   /** encrypt/:name, creating the key first when it does not exist (as Vault does; the ACL asked "create" for that). */
   private async encrypt(name: string, body: Data): Promise<LogicalResponse> {
     const found = await this.keys.read(name);
-    const policy = found ? await this.keys.rotatedIfDue(found) : await this.keys.create(name, { type: parseKeyType(body.type), autoRotatePeriod: 0 });
+    if (!found && parseKeyType(body.type) !== 'aes256-gcm96') throw new InvalidRequestError(`a key created by encrypt must be of type aes256-gcm96, not ${String(body.type)}`);
+    const policy = found ? await this.keys.rotatedIfDue(found) : await this.keys.create(name, { type: 'aes256-gcm96', autoRotatePeriod: 0 });
     return perItem(body, (item) => this.ops.encrypt(policy, item));
   }
 
