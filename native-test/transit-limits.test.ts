@@ -41,6 +41,20 @@ describe('transit encryption counts per key version (SoftHSM2)', () => {
     expect((await stored(e, 'counted')).latest_version).toBe(3);
   });
 
+  it('holds the limit for a batch whose items encrypt concurrently, rotating as often as it takes', async () => {
+    const e = engine();
+    const items = Array.from({ length: 4 * LIMIT + 2 }, (_, i) => ({ plaintext: Buffer.from(`item ${i}`).toString('base64') }));
+    const r = await e.handle({ operation: 'update', path: 'encrypt/batched', data: { batch_input: items }, query: {} });
+    const versions = (r!.data!.batch_results as Array<{ key_version: number; ciphertext: string }>).map((x) => x.key_version);
+    const perVersion = new Map<number, number>();
+    for (const v of versions) perVersion.set(v, (perVersion.get(v) ?? 0) + 1);
+    expect([...perVersion.values()].every((n) => n <= LIMIT)).toBe(true);
+    expect(versions).toHaveLength(items.length);
+    expect((await stored(e, 'batched')).latest_version).toBe(Math.max(...versions));
+    const back = await e.handle({ operation: 'update', path: 'decrypt/batched', data: { batch_input: (r!.data!.batch_results as Array<{ ciphertext: string }>).map((x) => ({ ciphertext: x.ciphertext })) }, query: {} });
+    expect((back!.data!.batch_results as Array<{ plaintext: string }>).map((x) => Buffer.from(x.plaintext, 'base64').toString())).toEqual(items.map((_, i) => `item ${i}`));
+  });
+
   it('counts what a node reserved before a crash as used: a restarted node never reuses it', async () => {
     const first = engine();
     expect(await encrypt(first, 'restarted')).toBe(1);

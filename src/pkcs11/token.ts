@@ -167,6 +167,11 @@ export class Token {
     return this.dispatchInfo;
   }
 
+  /** Whether calls run inline on the event loop (an in-process module), where a caller may use the synchronous methods with nothing to wait for. */
+  runsInline(): boolean {
+    return this.connectedPool() === undefined;
+  }
+
   /** What an operator sees of the token: where it is, and what keyward found out about it (nothing secret). */
   describe(): TokenDescription {
     return {

@@ -39,6 +39,8 @@ export class TransitKeys {
   private readonly locks = new KeyedMutex();
   /** Working keys by `<name>/<version>/<which>`, least recently used first. */
   private readonly loaded = new Map<string, TokenKey>();
+  /** The slot most recently moved to the end of `loaded`. */
+  private lastUsed: string | undefined;
   /** Encryptions still reserved for this node, by `<name>/<version>`. */
   private readonly reserved = new Map<string, number>();
 
@@ -145,20 +147,17 @@ export class TransitKeys {
   }
 
   /**
-   * Counts one encryption under `version`, rotating the key first when that version has reached
-   * the limit; returns the key (possibly rotated) and the version to encrypt under.
+   * Counts one encryption under `version` (the caller's `key_version` when `pinned`, else the
+   * latest) when takeReserved found none left: reserves another block, rotating the key first when
+   * the latest has reached the limit; returns the key (possibly rotated) and the version to use.
    */
-  async countEncryption(policy: KeyPolicy, version: number): Promise<{ policy: KeyPolicy; version: number }> {
-    const slot = `${policy.name}/${version}`;
-    const left = this.reserved.get(slot) ?? 0;
-    if (left > 0) {
-      this.reserved.set(slot, left - 1);
-      return { policy, version };
-    }
+  async countEncryption(policy: KeyPolicy, version: number, pinned: boolean): Promise<{ policy: KeyPolicy; version: number }> {
     return this.locks.run(policy.name, async () => {
       let current = await this.read(policy.name);
       if (!current) throw new NotFoundError(`transit key "${policy.name}" not found`);
-      let v = version;
+      let v = pinned ? version : current.latest_version;
+      // Another encryption waiting on the lock may have reserved a block (or rotated) meanwhile.
+      if (this.takeReserved(policy.name, v)) return { policy: current, version: v };
       const block = Math.min(RESERVATION_BLOCK, this.limits.maxEncryptions);
       if ((current.versions[String(v)]?.encryptions_reserved ?? 0) + block > this.limits.maxEncryptions) {
         if (v !== current.latest_version) throw new InvalidRequestError(`version ${v} of transit key "${policy.name}" has reached its encryption limit; encrypt with the latest version`);
@@ -171,6 +170,15 @@ export class TransitKeys {
       this.reserved.set(`${policy.name}/${v}`, block - 1);
       return { policy: next, version: v };
     });
+  }
+
+  /** Takes one encryption of this node's reservation for a version, if any is left (else countEncryption reserves more). */
+  takeReserved(name: string, version: number): boolean {
+    const slot = `${name}/${version}`;
+    const left = this.reserved.get(slot) ?? 0;
+    if (left <= 0) return false;
+    this.reserved.set(slot, left - 1);
+    return true;
   }
 
   /** The working AES or private key of a version. */
@@ -257,15 +265,18 @@ export class TransitKeys {
 
   private touch(slot: string): TokenKey | undefined {
     const key = this.loaded.get(slot);
-    if (key) {
+    // Moved to the most recent end, unless it is there already (a batch uses one key item after item).
+    if (key && slot !== this.lastUsed) {
       this.loaded.delete(slot);
       this.loaded.set(slot, key);
+      this.lastUsed = slot;
     }
     return key;
   }
 
   private remember(slot: string, key: TokenKey): TokenKey {
     this.loaded.set(slot, key);
+    this.lastUsed = slot;
     if (this.loaded.size > LOADED_KEYS) {
       const [oldest, k] = this.loaded.entries().next().value as [string, TokenKey];
       this.loaded.delete(oldest);
