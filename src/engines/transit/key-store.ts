@@ -41,8 +41,8 @@ export class TransitKeys {
   private readonly loaded = new Map<string, TokenKey>();
   /** The slot most recently moved to the end of `loaded`. */
   private lastUsed: string | undefined;
-  /** Encryptions still reserved for this node, by `<name>/<version>`. */
-  private readonly reserved = new Map<string, number>();
+  /** Encryptions still reserved for this node, by key name, then version. */
+  private readonly reserved = new Map<string, Map<number, number>>();
 
   constructor(
     private readonly view: BarrierView,
@@ -167,17 +167,18 @@ export class TransitKeys {
       const stored = current.versions[String(v)]!;
       const next = { ...current, versions: { ...current.versions, [String(v)]: { ...stored, encryptions_reserved: (stored.encryptions_reserved ?? 0) + block } } };
       await this.write(next);
-      this.reserved.set(`${policy.name}/${v}`, block - 1);
+      const reserved = this.reserved.get(policy.name) ?? new Map<number, number>();
+      this.reserved.set(policy.name, reserved.set(v, block - 1));
       return { policy: next, version: v };
     });
   }
 
   /** Takes one encryption of this node's reservation for a version, if any is left (else countEncryption reserves more). */
   takeReserved(name: string, version: number): boolean {
-    const slot = `${name}/${version}`;
-    const left = this.reserved.get(slot) ?? 0;
+    const reserved = this.reserved.get(name);
+    const left = reserved?.get(version) ?? 0;
     if (left <= 0) return false;
-    this.reserved.set(slot, left - 1);
+    reserved!.set(version, left - 1);
     return true;
   }
 
@@ -294,7 +295,7 @@ export class TransitKeys {
         this.token.releaseKey(key);
       }
     }
-    for (const slot of this.reserved.keys()) if (slot.startsWith(`${name}/`)) this.reserved.delete(slot);
+    this.reserved.delete(name);
   }
 
   private async write(policy: KeyPolicy): Promise<void> {
