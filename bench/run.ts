@@ -209,6 +209,16 @@ connection. \`bench/cli.bench.ts\` times \`keyward version\` and \`keyward kv ge
   with periodic checkpoints instead of a file per entry would close it.
 - **Barrier put+get, 64 B and 1 KiB** (target ≥ 0.85). About 2.5 µs per put+get of the
   barrier's own work (AAD, framing, two storage promises) on top of about 29 µs of PKCS#11.
+- **Transit encrypt in the engine** (target ≥ 0.7 of the raw loop; 0.68–0.71 from run to run on
+  2026-12-03). Per item about 11.8 µs against the raw loop's 8.2. Measured apart with keyward's
+  Token alone: \`token.encrypt\` with reused buffers runs at the raw loop's rate; with a fresh output
+  buffer per item, 0.4 µs more; with the plaintext decoded from base64 and the ciphertext encoded
+  to it, as the API has them, 1.8 µs more. The engine's own work (version checks, the encryption
+  count, the nonce, the answer) is about 0.5 µs of what is left.
+- **Health p99 on the emulator at 1 ms** (target ≤ 20 ms): the same code gave 53.7 ms and 13.1 ms
+  in two full runs on 2026-12-03, and 10.6 and 17.5 ms in two runs of that row alone; the
+  in-process server under the same load gave 20–101 ms. With about 500 probes per load the p99
+  is the fifth-slowest probe: a scheduling or collection pause of the load's length decides it.
 - **Cold start** (no target): the HCL parser's WebAssembly (~160 ms), loading fastify, pkcs11js
   and the rest (~390 ms) and building the routes (~150 ms), against a bare fastify process.
 `;
