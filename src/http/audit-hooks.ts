@@ -7,6 +7,10 @@ declare module 'fastify' {
   interface FastifyRequest {
     audited?: boolean;
   }
+  interface FastifyContextConfig {
+    /** false: not an API request (the console's static files), so not audited, as Vault does not audit its UI's. */
+    audit?: false;
+  }
 }
 
 function operation(req: FastifyRequest): string {
@@ -44,7 +48,7 @@ export function registerAudit(app: FastifyInstance, core: Core): void {
 
   // Callback hooks: with no audit device, as usual, they cost a request no promise.
   app.addHook('preHandler', (req, _reply, done) => {
-    if (!core.audit.enabled) return done();
+    if (!core.audit.enabled || req.routeOptions.config.audit === false) return done();
     try {
       writeRequest(req);
     } catch (err) {
@@ -54,7 +58,7 @@ export function registerAudit(app: FastifyInstance, core: Core): void {
   });
 
   app.addHook('onSend', (req, reply, payload, done) => {
-    if (!core.audit.enabled || req.forwarded) return done(null, payload);
+    if (!core.audit.enabled || req.forwarded || req.routeOptions.config.audit === false) return done(null, payload);
     let data: unknown = null;
     // Error bodies are sent as bytes (see sendErrors in server.ts).
     const text = typeof payload === 'string' ? payload : Buffer.isBuffer(payload) ? payload.toString('utf8') : '';

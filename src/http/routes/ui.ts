@@ -132,7 +132,8 @@ export async function uiRoutes(app: FastifyInstance, opts: { dir?: string } = {}
   const dir = opts.dir ?? UI_DIR;
   const assets = loadAssets(dir);
   const index = assets.get('index.html');
-  const config = { access: 'public' as const, standby: 'serve' as const };
+  // The page's files carry nothing an audit trail needs; what the page does through /v1 is audited as usual.
+  const config = { access: 'public' as const, standby: 'serve' as const, audit: false as const };
 
   const toConsole = (_req: FastifyRequest, reply: FastifyReply) => reply.code(307).header('Location', '/ui/').send();
   app.get('/', { config }, toConsole);
