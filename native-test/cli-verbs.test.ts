@@ -32,7 +32,7 @@ describe('the everyday CLI: generic verbs, secrets verbs and kv verbs against a 
     ({ server } = await startServerProcess());
     base = server.url;
     ({ root } = await initAndUnseal(base));
-    env = { KEYWARD_ADDR: base, KEYWARD_TOKEN: root, VAULT_ADDR: '', VAULT_TOKEN: '', KEYWARD_FORMAT: '', VAULT_FORMAT: '', VAULT_WRAP_TTL: '' };
+    env = { KEYWARD_ADDR: base, KEYWARD_TOKEN: root, VAULT_ADDR: '', VAULT_TOKEN: '', KEYWARD_FORMAT: '', VAULT_FORMAT: '', VAULT_WRAP_TTL: '', KEYWARD_NAMESPACE: '', VAULT_NAMESPACE: '' };
     files = await mkdtemp(join(tmpdir(), 'kw-cli-verbs-'));
   });
   afterAll(async () => {
@@ -108,6 +108,11 @@ describe('the everyday CLI: generic verbs, secrets verbs and kv verbs against a 
     await fails(['read', '-wrap-ttl=5m', 'secret/app'], 2, /response wrapping \(-wrap-ttl\) is not supported/);
     await fails(['write', '-wrap-ttl=5m', 'secret/refused', 'a=1'], 2, /response wrapping \(-wrap-ttl\) is not supported/);
     await fails(['read', 'secret/app'], 2, /response wrapping \(VAULT_WRAP_TTL\) is not supported/, undefined, { VAULT_WRAP_TTL: '5m' });
+    // One namespace, the root: any other is refused, never served the root's data; "root" is accepted.
+    await fails(['read', '-namespace=team-a', 'secret/app'], 2, /namespace "team-a" \(-namespace\) does not exist: keyward has one namespace/);
+    await fails(['kv', 'get', 'secret/app'], 2, /namespace "team-a" \(VAULT_NAMESPACE\) does not exist/, undefined, { VAULT_NAMESPACE: 'team-a' });
+    await fails(['write', 'secret/refused', 'a=1'], 2, /namespace "team-a\/" \(KEYWARD_NAMESPACE\) does not exist/, undefined, { KEYWARD_NAMESPACE: 'team-a/' });
+    expect(await ok(['read', '-namespace=root', '-field=user', 'secret/app'])).toBe('app');
     await fails(['write', 'sys/mounts/refused', 'type=bogus'], 1, /Code: 400[\s\S]*plugin not found/);
     await fails(['read', 'secret/app'], 1, /Code: 403/, undefined, { KEYWARD_TOKEN: 'hvs.not-a-token' });
     await fails(['write', 'secret/refused', 'a=1'], 1, /Code: 403/, undefined, { KEYWARD_TOKEN: 'hvs.not-a-token' });

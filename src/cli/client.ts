@@ -14,7 +14,11 @@ export const CLIENT_FLAGS: Record<string, FlagSpec> = {
   'ca-cert': { kind: 'string', help: 'PEM file of the CA that signed the server certificate; env KEYWARD_CACERT or VAULT_CACERT', default: '' },
   'tls-skip-verify': { kind: 'bool', help: 'do not verify the server certificate (testing only); env KEYWARD_SKIP_VERIFY', default: false },
   'wrap-ttl': { kind: 'string', help: 'not supported: keyward does not wrap responses (refused rather than ignored); env VAULT_WRAP_TTL likewise', default: '' },
+  namespace: { kind: 'string', help: 'only "root": keyward has one namespace (any other is refused rather than ignored); env VAULT_NAMESPACE likewise', default: '' },
 };
+
+/** The names a request for Vault's root namespace may give it. */
+const ROOT_NAMESPACE = new Set(['', 'root', 'root/', '/']);
 
 /** The server answered with an error status; `errors` are its messages. */
 export class ApiError extends Error {
@@ -109,6 +113,12 @@ export class ApiClient {
     // for it must not get the secret in clear, so it is refused until it is implemented.
     if (flags['wrap-ttl'] || env.VAULT_WRAP_TTL) {
       throw new UsageError(`response wrapping (${flags['wrap-ttl'] ? '-wrap-ttl' : 'VAULT_WRAP_TTL'}) is not supported by keyward: the response would carry the secret in clear; leave it out`);
+    }
+    // Another namespace would read the root namespace's data under a name that says otherwise.
+    const namespace = (flags.namespace as string) || env.KEYWARD_NAMESPACE || env.VAULT_NAMESPACE || '';
+    if (!ROOT_NAMESPACE.has(namespace)) {
+      const given = flags.namespace ? '-namespace' : env.KEYWARD_NAMESPACE ? 'KEYWARD_NAMESPACE' : 'VAULT_NAMESPACE';
+      throw new UsageError(`namespace "${namespace}" (${given}) does not exist: keyward has one namespace, the root; leave it out or give "root"`);
     }
     const address = ((flags.address as string) || env.KEYWARD_ADDR || env.VAULT_ADDR || 'https://127.0.0.1:8200').replace(/\/+$/, '');
     if (!/^https?:\/\//.test(address)) throw new UsageError(`address "${address}" must start with http:// or https://`);
