@@ -3,7 +3,7 @@ import { InvalidRequestError } from '../../core/errors.js';
 import { optionalBool } from '../../core/fields.js';
 import { nextNonce } from '../../crypto/nonce.js';
 import { IntegrityError } from '../../pkcs11/errors.js';
-import { GCM_IV_BYTES, GCM_TAG_BYTES, type Token, type TokenKey } from '../../pkcs11/token.js';
+import { GCM_IV_BYTES, GCM_TAG_BYTES, type Token } from '../../pkcs11/token.js';
 import { base64Field, decodeVersioned, encodeVersioned } from './ciphertext.js';
 import { ecdsaDerToRaw, ecdsaRawToDer, type HashName, type SignOptions } from '../../pkcs11/signatures.js';
 import { parseHash } from './key-types.js';
@@ -107,17 +107,20 @@ export class TransitOperations {
 
   async hmac(policy: KeyPolicy, urlAlgorithm: string | undefined, item: Item): Promise<Item> {
     const version = this.usableVersion(policy, item.key_version, 'HMAC');
-    const input = base64Field(item.input, 'input', true);
-    const mac = await this.token.hmacAsync(this.keys.hmacKey(policy, version), parseHash(urlAlgorithm ?? item.algorithm ?? item.hash_algorithm, 'algorithm'), input);
-    return { hmac: encodeVersioned(version, mac), key_version: version };
+    return { hmac: encodeVersioned(version, await this.macOf(policy, version, urlAlgorithm, item)), key_version: version };
   }
 
   private async verifyHmac(policy: KeyPolicy, urlAlgorithm: string | undefined, item: Item): Promise<boolean> {
     const { version, bytes } = decodeVersioned(item.hmac, 'hmac');
     this.checkDecryptionVersion(policy, version);
-    const input = base64Field(item.input, 'input', true);
-    const mac = await this.token.hmacAsync(this.keys.hmacKey(policy, version), parseHash(urlAlgorithm ?? item.algorithm ?? item.hash_algorithm, 'algorithm'), input);
+    const mac = await this.macOf(policy, version, urlAlgorithm, item);
     return mac.length === bytes.length && timingSafeEqual(mac, bytes);
+  }
+
+  /** The HMAC of the item's `input` under a version's HMAC key, with the algorithm the URL or the item names. */
+  private macOf(policy: KeyPolicy, version: number, urlAlgorithm: string | undefined, item: Item): Promise<Buffer> {
+    const input = base64Field(item.input, 'input', true);
+    return this.token.hmacAsync(this.keys.hmacKey(policy, version), parseHash(urlAlgorithm ?? item.algorithm ?? item.hash_algorithm, 'algorithm'), input);
   }
 
   private seal(policy: KeyPolicy, plaintext: Buffer, aad: Buffer, keyVersion: unknown): Item | Promise<Item> {
@@ -128,17 +131,22 @@ export class TransitOperations {
     return this.keys.countEncryption(policy, wanted, wanted !== policy.latest_version).then(({ policy: current, version }) => this.sealAs(current, version, plaintext, aad));
   }
 
+  /**
+   * iv ‖ ciphertext ‖ tag under a version's key, as its answer: inline on an in-process token (no
+   * promise), on the session pool for a remote one, and under the IV the token chose where it picks them.
+   */
   private sealAs(policy: KeyPolicy, version: number, plaintext: Buffer, aad: Buffer): Item | Promise<Item> {
     const key = this.keys.key(policy, version);
     const answer = (sealed: Buffer): Item => ({ ciphertext: encodeVersioned(version, sealed), key_version: version });
-    const caller = this.token.ivStyle() === 'caller';
-    if (caller && this.token.runsInline()) {
-      const out = Buffer.allocUnsafe(GCM_IV_BYTES + plaintext.length + GCM_TAG_BYTES);
-      nextNonce().copy(out);
-      this.token.encrypt(key, out.subarray(0, GCM_IV_BYTES), aad, plaintext, out.subarray(GCM_IV_BYTES));
-      return answer(out);
-    }
-    return this.gcmSeal(key, aad, plaintext).then(answer);
+    if (this.token.ivStyle() !== 'caller') return this.token.sealAsync(key, aad, plaintext).then(({ iv, sealed }) => answer(Buffer.concat([iv, sealed])));
+    // One buffer for the nonce and what the token writes after it.
+    const out = Buffer.allocUnsafe(GCM_IV_BYTES + plaintext.length + GCM_TAG_BYTES);
+    const iv = out.subarray(0, GCM_IV_BYTES);
+    const sealed = out.subarray(GCM_IV_BYTES);
+    nextNonce().copy(iv);
+    if (!this.token.runsInline()) return this.token.encryptAsync(key, iv, aad, plaintext, sealed).then(() => answer(out));
+    this.token.encrypt(key, iv, aad, plaintext, sealed);
+    return answer(out);
   }
 
   private async open(policy: KeyPolicy, ciphertext: unknown, aad: Buffer): Promise<Buffer> {
@@ -155,20 +163,6 @@ export class TransitOperations {
       if (err instanceof IntegrityError) throw new InvalidRequestError('cipher: message authentication failed');
       throw err;
     }
-  }
-
-  /** iv ‖ ciphertext ‖ tag by AES-GCM under an IV keyward picks (on the session pool for a remote token) or the token picks. */
-  private async gcmSeal(key: TokenKey, aad: Buffer, plaintext: Buffer): Promise<Buffer> {
-    if (this.token.ivStyle() !== 'caller') {
-      const { iv, sealed } = await this.token.sealAsync(key, aad, plaintext);
-      return Buffer.concat([iv, sealed]);
-    }
-    // One buffer for the nonce and what the token writes after it.
-    const out = Buffer.allocUnsafe(GCM_IV_BYTES + plaintext.length + GCM_TAG_BYTES);
-    const iv = out.subarray(0, GCM_IV_BYTES);
-    nextNonce().copy(iv);
-    await this.token.encryptAsync(key, iv, aad, plaintext, out.subarray(GCM_IV_BYTES));
-    return out;
   }
 
   /** The version an operation uses: `key_version`, or the latest; never below min_encryption_version. */
