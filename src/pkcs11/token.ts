@@ -181,7 +181,7 @@ export class Token {
       sealKeyLabel: this.cfg.keyLabel,
       ivPolicy: this.cfg.ivPolicy ?? 'probe',
       ivStyle: this.ivStyleFound,
-      keyWrap: this.keyWrap && Object.fromEntries([...this.keyWrap].map(([algorithm, mechanism]) => [algorithm, `0x${mechanism.toString(16)}`])),
+      keyWrap: this.keyWrap && keyWrapNames(this.keyWrap),
       dispatch: this.dispatchInfo,
       connected: this.connected,
     };
@@ -357,17 +357,14 @@ export class Token {
 
   /** HMAC of `data` under an HMAC key, computed in the token (C_Sign with CKM_SHA*_HMAC). */
   hmac(key: TokenKey, hash: HashName, data: Buffer): Buffer {
-    if (key.kind !== 'hmac') throw new KeyRequestError(`a ${key.type} key does not compute HMACs`);
-    const { hmac: mechanism, bytes } = hashOf(hash);
+    const { mechanism, bytes } = hmacMechanism(key, hash);
     return this.run('C_Sign', (s) => {
       const p11 = this.module();
       const handle = this.handleOf(key);
       try {
         p11.C_SignInit(s, { mechanism }, handle);
       } catch (err) {
-        if (asTokenError(err, 'C_SignInit').ckr !== 'CKR_KEY_SIZE_RANGE') throw err;
-        // SoftHSM2 takes HMAC keys no shorter than the hash's output.
-        throw new KeyRequestError(`the HSM refuses HMAC with ${hash} under this key, shorter than it takes for that hash (C_SignInit: CKR_KEY_SIZE_RANGE)`);
+        throw hmacRefusal(asTokenError(err, 'C_SignInit'), hash);
       }
       return Buffer.from(p11.C_Sign(s, data.length ? data : EMPTY, Buffer.alloc(bytes)));
     });
@@ -378,14 +375,12 @@ export class Token {
     return this.pooledCall(
       () => this.hmac(key, hash, data),
       (pool) => {
-        if (key.kind !== 'hmac') throw new KeyRequestError(`a ${key.type} key does not compute HMACs`);
-        const { hmac: mechanism, bytes } = hashOf(hash);
-        return pool.run({ encrypt: false, sign: { mechanism, outBytes: bytes }, keyHandle: this.pooledHandle(key), iv: EMPTY, aad: EMPTY, input: data, what: 'HMAC' }).catch((err: unknown) => {
-          if (err instanceof TokenError && err.ckr === 'CKR_KEY_SIZE_RANGE') {
-            throw new KeyRequestError(`the HSM refuses HMAC with ${hash} under this key, shorter than it takes for that hash (C_SignInit: CKR_KEY_SIZE_RANGE)`);
-          }
-          throw err;
-        });
+        const { mechanism, bytes } = hmacMechanism(key, hash);
+        return pool
+          .run({ encrypt: false, sign: { mechanism, outBytes: bytes }, keyHandle: this.pooledHandle(key), iv: EMPTY, aad: EMPTY, input: data, what: 'HMAC' })
+          .catch((err: unknown) => {
+            throw err instanceof TokenError ? hmacRefusal(err, hash) : err;
+          });
       },
     );
   }
@@ -680,7 +675,7 @@ export class Token {
     if (!found.size) {
       throw new TokenError('CKR_MECHANISM_INVALID', 0x70, 'C_WrapKey: the token does no AES key wrap keyward can use (RFC 5649 as 0x210A or 0x210B, RFC 3394 as 0x2109)');
     }
-    this.log?.info({ keyWrap: Object.fromEntries([...found].map(([a, m]) => [a, `0x${m.toString(16)}`])) }, 'key-wrap mechanisms chosen by known-answer tests');
+    this.log?.info({ keyWrap: keyWrapNames(found) }, 'key-wrap mechanisms chosen by known-answer tests');
     this.keyWrap = found;
     return found;
   }
@@ -1016,6 +1011,24 @@ export class Token {
 /** The token error behind a failed connection attempt, if it was one (a missing library is not). */
 function connectError(err: unknown): TokenError | undefined {
   return err instanceof TokenError ? err : err instanceof Error && /CKR_/.test(err.message) ? asTokenError(err, 'connect') : undefined;
+}
+
+/** The HMAC mechanism and MAC length for `hash`, refusing a key that is not an HMAC key. */
+function hmacMechanism(key: TokenKey, hash: HashName): { mechanism: number; bytes: number } {
+  if (key.kind !== 'hmac') throw new KeyRequestError(`a ${key.type} key does not compute HMACs`);
+  const { hmac: mechanism, bytes } = hashOf(hash);
+  return { mechanism, bytes };
+}
+
+/** What a failed HMAC C_SignInit means: SoftHSM2 takes HMAC keys no shorter than the hash's output. */
+function hmacRefusal(err: TokenError, hash: HashName): Error {
+  if (err.ckr !== 'CKR_KEY_SIZE_RANGE') return err;
+  return new KeyRequestError(`the HSM refuses HMAC with ${hash} under this key, shorter than it takes for that hash (C_SignInit: CKR_KEY_SIZE_RANGE)`);
+}
+
+/** Key-wrap mechanisms by algorithm, as operators read them (hex mechanism numbers). */
+function keyWrapNames(found: Map<KeyWrapAlgorithm, number>): Record<string, string> {
+  return Object.fromEntries([...found].map(([algorithm, mechanism]) => [algorithm, `0x${mechanism.toString(16)}`]));
 }
 
 /** The median of nine timed calls, in microseconds. */
