@@ -1,6 +1,13 @@
 import pkcs11js from 'pkcs11js';
 import { type AsymmetricKeyType, CKK_OF_KIND, curveOf, ED25519_PARAMS, KEY_TYPES, type KeyType, modulusBitsOf } from './key-types.js';
 
+/** A session object (gone with its session) that only a logged-in user sees and nobody reads the secret of. */
+const sensitiveSessionObject = [
+  { type: pkcs11js.CKA_TOKEN, value: false },
+  { type: pkcs11js.CKA_PRIVATE, value: true },
+  { type: pkcs11js.CKA_SENSITIVE, value: true },
+];
+
 const secretAes = [
   { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
   { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
@@ -31,9 +38,7 @@ export function wrappableKeyTemplate(): pkcs11js.Template {
   return [
     ...secretAes,
     { type: pkcs11js.CKA_VALUE_LEN, value: 32 },
-    { type: pkcs11js.CKA_TOKEN, value: false },
-    { type: pkcs11js.CKA_PRIVATE, value: true },
-    { type: pkcs11js.CKA_SENSITIVE, value: true },
+    ...sensitiveSessionObject,
     { type: pkcs11js.CKA_EXTRACTABLE, value: true },
     { type: pkcs11js.CKA_ENCRYPT, value: true },
     { type: pkcs11js.CKA_DECRYPT, value: true },
@@ -53,9 +58,7 @@ export function transportedKeyTemplate(): pkcs11js.Template {
 export function transportedWrappingKeyTemplate(): pkcs11js.Template {
   return [
     ...secretAes,
-    { type: pkcs11js.CKA_TOKEN, value: false },
-    { type: pkcs11js.CKA_PRIVATE, value: true },
-    { type: pkcs11js.CKA_SENSITIVE, value: true },
+    ...sensitiveSessionObject,
     { type: pkcs11js.CKA_EXTRACTABLE, value: false },
     { type: pkcs11js.CKA_WRAP, value: true },
   ];
@@ -74,9 +77,7 @@ export function transportPublicTemplate(): pkcs11js.Template {
 /** The private half: never leaves the token and can only unwrap. */
 export function transportPrivateTemplate(): pkcs11js.Template {
   return [
-    { type: pkcs11js.CKA_TOKEN, value: false },
-    { type: pkcs11js.CKA_PRIVATE, value: true },
-    { type: pkcs11js.CKA_SENSITIVE, value: true },
+    ...sensitiveSessionObject,
     { type: pkcs11js.CKA_EXTRACTABLE, value: false },
     { type: pkcs11js.CKA_UNWRAP, value: true },
     { type: pkcs11js.CKA_DECRYPT, value: false },
@@ -87,9 +88,7 @@ export function transportPrivateTemplate(): pkcs11js.Template {
 export function workingKeyTemplate(): pkcs11js.Template {
   return [
     ...secretAes,
-    { type: pkcs11js.CKA_TOKEN, value: false },
-    { type: pkcs11js.CKA_PRIVATE, value: true },
-    { type: pkcs11js.CKA_SENSITIVE, value: true },
+    ...sensitiveSessionObject,
     { type: pkcs11js.CKA_EXTRACTABLE, value: false },
     { type: pkcs11js.CKA_ENCRYPT, value: true },
     { type: pkcs11js.CKA_DECRYPT, value: true },
@@ -106,9 +105,7 @@ export function workingTemplateOf(type: KeyType): pkcs11js.Template {
   if (kind === 'aes') return workingKeyTemplate();
   const common = [
     { type: pkcs11js.CKA_KEY_TYPE, value: CKK_OF_KIND[kind] },
-    { type: pkcs11js.CKA_TOKEN, value: false },
-    { type: pkcs11js.CKA_PRIVATE, value: true },
-    { type: pkcs11js.CKA_SENSITIVE, value: true },
+    ...sensitiveSessionObject,
     { type: pkcs11js.CKA_EXTRACTABLE, value: false },
     { type: pkcs11js.CKA_SIGN, value: true },
     { type: pkcs11js.CKA_DECRYPT, value: false },
@@ -132,9 +129,7 @@ export function wrappableHmacKeyTemplate(bytes: number): pkcs11js.Template {
     { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
     { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_GENERIC_SECRET },
     { type: pkcs11js.CKA_VALUE_LEN, value: bytes },
-    { type: pkcs11js.CKA_TOKEN, value: false },
-    { type: pkcs11js.CKA_PRIVATE, value: true },
-    { type: pkcs11js.CKA_SENSITIVE, value: true },
+    ...sensitiveSessionObject,
     { type: pkcs11js.CKA_EXTRACTABLE, value: true },
   ];
 }
@@ -155,9 +150,7 @@ export function keyPairPublicTemplate(type: AsymmetricKeyType): pkcs11js.Templat
 /** The private half: sensitive, extractable only so that K can wrap it; destroyed right after. */
 export function wrappablePrivateKeyTemplate(): pkcs11js.Template {
   return [
-    { type: pkcs11js.CKA_TOKEN, value: false },
-    { type: pkcs11js.CKA_PRIVATE, value: true },
-    { type: pkcs11js.CKA_SENSITIVE, value: true },
+    ...sensitiveSessionObject,
     { type: pkcs11js.CKA_EXTRACTABLE, value: true },
     { type: pkcs11js.CKA_SIGN, value: true },
   ];
