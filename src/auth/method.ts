@@ -1,0 +1,60 @@
+import type { PeerCertificate } from 'node:tls';
+import type { LogicalRequest, LogicalResponse } from '../engines/engine.js';
+
+/** The auth methods this server offers (Vault's type names). */
+export type AuthType = 'approle' | 'userpass' | 'cert' | 'jwt';
+
+/** A request to an auth method: a logical request plus who sent it, for CIDR bounds and certificate login. */
+export interface AuthRequest extends LogicalRequest {
+  connection: {
+    remoteAddress: string;
+    /** The TLS client certificate the connection presented (with its issuer chain), if any. */
+    peerCertificate: PeerCertificate | undefined;
+  };
+}
+
+/**
+ * What a successful login asks the token store for. The token is an orphan at the login path,
+ * its TTLs bounded by the mount's tune and the system maximum; `default` is added to the
+ * policies unless `noDefaultPolicy`.
+ */
+export interface LoginAuth {
+  policies: string[];
+  noDefaultPolicy?: boolean;
+  /** Vault's display name, "<method>-<name>" (e.g. "userpass-alice"). */
+  displayName: string;
+  metadata: Record<string, string>;
+  /** Seconds; absent or 0: the mount's default. */
+  ttl?: number;
+  /** Seconds; absent or 0: the mount's maximum. */
+  maxTtl?: number;
+  explicitMaxTtl?: number;
+  /** Seconds; a periodic token is renewable by this much forever (no max). */
+  period?: number;
+  /** Uses left; absent or 0: unlimited. */
+  numUses?: number;
+  /** The token is refused from any other address. */
+  boundCidrs?: string[];
+  /** Defaults to true. */
+  renewable?: boolean;
+}
+
+export interface AuthResponse extends LogicalResponse {
+  /** On a successful login: the framework issues the token and answers with Vault's `auth` block. */
+  auth?: LoginAuth;
+}
+
+/** One mounted auth method: its own configuration and roles under its barrier view, and logins. */
+export interface AuthMethod {
+  /** Whether `path` (below the mount) takes credentials rather than a token, as Vault's unauthenticated paths ("login", "login/alice"). */
+  isLoginPath(path: string): boolean;
+  handle(req: AuthRequest): Promise<AuthResponse | undefined>;
+  /** Whether a write to `path` would update something that exists (ACL "update") or create it ("create"). */
+  exists(path: string): Promise<boolean>;
+}
+
+/** What auth methods are built with besides their barrier view. */
+export interface AuthMethodDeps {
+  /** Injectable for tests (secret-id and JWT expiry). */
+  now: () => number;
+}
