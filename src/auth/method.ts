@@ -42,6 +42,15 @@ export interface LoginAuth {
 export interface AuthResponse extends LogicalResponse {
   /** On a successful login: the framework issues the token and answers with Vault's `auth` block. */
   auth?: LoginAuth;
+  /** Vault's `warnings`: the request went ahead, but the client should know something. */
+  warnings?: string[];
+}
+
+/** Vault's answer to body fields no endpoint reads: the request goes ahead, with a warning naming them. */
+export function warnIgnoredFields<T extends AuthResponse | undefined>(res: T, body: Record<string, unknown>, known: readonly string[]): T | AuthResponse {
+  const ignored = Object.keys(body).filter((k) => !known.includes(k));
+  if (ignored.length === 0) return res;
+  return { ...res, warnings: [`Endpoint ignored these unrecognized parameters: [${ignored.join(' ')}]`] };
 }
 
 /** One mounted auth method: its own configuration and roles under its barrier view, and logins. */

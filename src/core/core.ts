@@ -30,8 +30,13 @@ import { UPGRADE_PREFIX } from '../barrier/upgrade.js';
 import { INIT_PENDING_PATH, KEYRING_PATH, ROOT_KEY_PATH } from '../barrier/barrier.js';
 import type { TokenKey } from '../pkcs11/token.js';
 import { AUDIT_TABLE_PATH } from './audit.js';
+import { CubbyholeStore } from './cubbyhole.js';
+import { ResponseWrapper } from './wrapping.js';
+import { AUTH_TABLE_PATH, AuthMethods, AuthTable, type DisableSteps } from './auth-mounts.js';
 
 const CLUSTER_PATH = 'core/cluster';
+/** How often the active node deletes the cubbyholes of expired tokens. */
+const CUBBYHOLE_SWEEP_MS = 60_000;
 
 export interface CoreOptions {
   storage: StorageBackend;
@@ -115,11 +120,17 @@ export class Core {
   readonly policies: PolicyStore;
   readonly mounts: MountTable;
   readonly router: LogicalRouter;
+  /** Auth methods (sys/auth) and the method instances serving auth/<path>/. */
+  readonly auth: AuthTable;
+  readonly authMethods: AuthMethods;
   readonly rekey: Rekeyer;
   readonly generateRoot: RootGenerator;
   readonly rewrap: RewrapJob;
   readonly metrics = new Metrics();
   readonly audit: AuditBroker;
+  /** Each token's private store (cubbyhole/), where wrapped replies are kept too. */
+  readonly cubbyholes: CubbyholeStore;
+  readonly wrapping: ResponseWrapper;
   /** Names this node in the X-Keyward-Node header and sys/leader (set once the listener is up). */
   nodeId = '';
   /** Present in a cluster: this node's role and the leader lease. */
@@ -133,6 +144,7 @@ export class Core {
   private unsealNonce = '';
   private cluster: ClusterInfo | undefined;
   private countTimer: NodeJS.Timeout | undefined;
+  private cubbyholeTimer: NodeJS.Timeout | undefined;
   /** Work that follows a reply (confirming an init, switching to a rekey's new shares): reads of the seal state wait for it. */
   private afterReply: Promise<void> = Promise.resolve();
   /** The new root key of a pending rekey this node was unsealed with: it finishes the switch when active. */
@@ -149,6 +161,8 @@ export class Core {
     // Engines go through the mount table's barrier, so a KV upgrade can hold requests off a mount.
     // Date.now is looked up at each call, so tests that fake Date move the engines' clock too.
     this.router = new LogicalRouter(this.mounts.engineBarrier, this.mounts, { token: opts.token, now: opts.now ?? (() => Date.now()) });
+    this.auth = new AuthTable(this.barrier);
+    this.authMethods = new AuthMethods(this.barrier, this.auth, { now: opts.now ?? (() => Date.now()) });
     this.rekey = new Rekeyer({
       barrier: this.barrier,
       token: this.token,
@@ -157,6 +171,10 @@ export class Core {
       persistOperation: opts.ha !== undefined,
     });
     this.audit = new AuditBroker(this.barrier);
+    this.cubbyholes = new CubbyholeStore(this.barrier);
+    this.wrapping = new ResponseWrapper(this.tokens, this.cubbyholes);
+    // A revoked token's cubbyhole (a wrapped reply, say) goes with it.
+    this.tokens.onRevoked = (entry) => this.cubbyholes.destroy(entry.accessor);
     this.generateRoot = new RootGenerator({
       barrier: this.barrier,
       token: this.token,
@@ -264,6 +282,7 @@ export class Core {
         { kind: 'put', path: CLUSTER_PATH, value: Buffer.from(JSON.stringify(cluster)) },
         ...root.ops,
         ...MountTable.initialOps(secretKvVersion),
+        ...AuthTable.initialOps(),
       ];
       const written = new Set([KEYRING_PATH, ROOT_KEY_PATH, ...ops.map((op) => op.path)]);
       const leftovers = (await this.storedKeys('')).filter((key) => !written.has(key) && !key.startsWith('core/lock/'));
@@ -394,6 +413,8 @@ export class Core {
       this.tokens.clear();
       this.policies.clear();
       this.mounts.clear();
+      this.auth.clear();
+      this.authMethods.prune(true);
       this.cluster = undefined;
       this.pendingRekeyRoot = undefined;
       this.resetUnseal();
@@ -414,6 +435,37 @@ export class Core {
       });
       this.router.prune();
     });
+  }
+
+  enableAuth(path: string, type: string, description: string, ttls?: MountTtls): Promise<void> {
+    return this.stateLock.run(async () => {
+      await this.auth.enable(path, type, description, ttls);
+    });
+  }
+
+  /** Disables an auth method: no request reaches it from the first write; the tokens its logins issued are revoked and its data deleted. */
+  disableAuth(path: string): Promise<void> {
+    return this.stateLock.run(async () => {
+      await this.auth.disable(path, this.authDisableSteps());
+      this.authMethods.prune();
+    });
+  }
+
+  tuneAuth(path: string, description: string | undefined, ttls: MountTtls | undefined): Promise<void> {
+    return this.stateLock.run(() => this.auth.tune(path, description, ttls));
+  }
+
+  private authDisableSteps(): DisableSteps {
+    return {
+      revokeTokens: async (prefix) => {
+        const revoked = await this.tokens.revokeIssuedUnder(prefix);
+        this.log.info({ prefix, revoked }, 'revoked the tokens of a disabled auth method');
+      },
+      deleteData: async (prefix) => {
+        const view = new BarrierView(this.barrier, prefix);
+        for (const key of await view.walk('')) await view.delete(key);
+      },
+    };
   }
 
   /** sys/rotate: a new term, generated in the token; no shares needed. */
@@ -468,8 +520,13 @@ export class Core {
    * (computed only for a valid, non-root token) and sudo when the path needs it; counts one use
    * of a limited-use token. Returns the token's entry.
    */
-  async authorize(clientToken: string | undefined, needed: () => Promise<{ capability: Capability; path: string; sudo: boolean }>): Promise<TokenEntry> {
+  async authorize(
+    clientToken: string | undefined,
+    needed: () => Promise<{ capability: Capability; path: string; sudo: boolean }>,
+    remoteAddress?: string,
+  ): Promise<TokenEntry> {
     const entry = await this.tokens.lookup(clientToken);
+    if (remoteAddress !== undefined) this.tokens.checkAddress(entry, remoteAddress);
     if (!entry.policies.includes('root')) {
       // Lists are checked on the folder path with its trailing slash, as Vault does.
       const { capability, path, sudo } = await needed();
@@ -497,6 +554,7 @@ export class Core {
       await this.barrier.unseal(rootKey);
       if (candidate.kind === 'init') await this.confirmPendingInit();
       await this.mounts.load();
+      await this.auth.load();
       const cluster = await this.barrier.get(CLUSTER_PATH);
       this.cluster = cluster && (JSON.parse(cluster.toString('utf8')) as ClusterInfo);
     } catch (err) {
@@ -538,13 +596,20 @@ export class Core {
     const pending = this.pendingRekeyRoot;
     this.pendingRekeyRoot = undefined;
     if (pending) await this.finishPendingRekey(pending.key, pending.rekey);
+    await this.auth
+      .finishDisables(this.authDisableSteps())
+      .catch((err: unknown) => this.log.error({ err }, 'finishing an interrupted auth method disable failed; it is retried at the next unseal'));
+    this.authMethods.prune();
     this.startCountPersistence();
+    this.startCubbyholeSweep();
     this.rotation.start();
     await this.rewrap.load();
   }
 
   private async stopActiveDuties(): Promise<void> {
     if (this.countTimer) clearInterval(this.countTimer);
+    if (this.cubbyholeTimer) clearInterval(this.cubbyholeTimer);
+    this.cubbyholeTimer = undefined;
     this.countTimer = undefined;
     this.rotation.stop();
     await this.rewrap.pause();
@@ -580,6 +645,12 @@ export class Core {
     this.router.prune();
   }
 
+  /** Rereads the auth table another node changed, dropping methods that are gone (all of them when `all`). */
+  private async reloadAuth(all = false): Promise<void> {
+    await this.auth.load();
+    this.authMethods.prune(all);
+  }
+
   private haDuties(): HaDuties {
     return {
       becomeActive: () =>
@@ -588,6 +659,7 @@ export class Core {
           // Catch up with everything the previous active node did, reloading the keyring in full.
           await this.catchUpKeys(true);
           await this.reloadMounts();
+          await this.reloadAuth(true);
           this.policies.clear();
           this.tokens.forgetEntries();
           await this.audit.load();
@@ -605,6 +677,7 @@ export class Core {
           // standby paused past the grace period learns the terms it missed there.
           if (any((p) => p.startsWith(UPGRADE_PREFIX) || p === ROOT_KEY_PATH)) await this.catchUpKeys(all);
           if (any((p) => p === MOUNTS_PATH)) await this.reloadMounts();
+          if (any((p) => p === AUTH_TABLE_PATH)) await this.reloadAuth();
           if (any((p) => p.startsWith('sys/policy/'))) this.policies.clear();
           if (any((p) => p.startsWith('sys/token/'))) this.tokens.forgetEntries();
           if (!all && any((p) => p === AUDIT_TABLE_PATH)) await this.audit.load();
@@ -613,6 +686,20 @@ export class Core {
         await this.barrier.pruneUpgrades(this.opts.ha!.upgradeGraceMs);
       },
     };
+  }
+
+  /** Deletes the cubbyholes of tokens that expired unused (a wrapping token never unwrapped keeps its reply until then). */
+  private startCubbyholeSweep(): void {
+    let sweeping = false;
+    this.cubbyholeTimer = setInterval(() => {
+      if (this.sealed || sweeping) return;
+      sweeping = true;
+      this.cubbyholes
+        .sweep(this.tokens, (this.opts.now ?? Date.now)())
+        .catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'could not delete the cubbyholes of expired tokens; retried later'))
+        .finally(() => (sweeping = false));
+    }, CUBBYHOLE_SWEEP_MS);
+    this.cubbyholeTimer.unref();
   }
 
   private startCountPersistence(): void {

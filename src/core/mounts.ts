@@ -1,32 +1,26 @@
-import { randomUUID } from 'node:crypto';
 import type { BarrierOp, SecurityBarrier } from '../barrier/barrier.js';
 import { BarrierView } from '../barrier/view.js';
 import { InvalidRequestError, NotFoundError } from './errors.js';
 import { mountPath } from './names.js';
+import { checkTtls, type MountTtls, newTableEntry, PathTable, SYSTEM_TTLS, type TableEntry } from './path-table.js';
 
 export const MOUNTS_PATH = 'core/mounts';
 const RESERVED = ['sys/', 'auth/', 'cubbyhole/', 'identity/'];
 
-/** The secrets engines this server offers. */
-export type EngineType = 'kv' | 'transit';
+export type { MountTtls } from './path-table.js';
 
-/** Lease TTLs tuned for a mount, in seconds; 0 leaves each to the server's default_lease_ttl and max_lease_ttl. */
-export interface MountTtls {
-  default_lease_ttl: number;
-  max_lease_ttl: number;
-}
+/**
+ * The secrets engines this server offers, and Vault's built-in `cubbyhole` (each token's private
+ * store): listed among the mounts as Vault lists it, but served by its own route, never routed.
+ */
+export type EngineType = 'kv' | 'transit' | 'cubbyhole';
 
-export interface MountEntry {
-  path: string;
+const CUBBYHOLE_PATH = 'cubbyhole/';
+
+export interface MountEntry extends TableEntry {
   type: EngineType;
-  uuid: string;
-  accessor: string;
-  description: string;
   /** KV's version; other engines take no options. */
   options: { version?: '1' | '2' };
-  /** Absent in entries written before mounts could be tuned: the server's TTLs. */
-  config?: MountTtls;
-  created_time: string;
 }
 
 /** What a tune changes; what is left out stays as it is. */
@@ -37,58 +31,37 @@ export interface MountChanges {
   kvVersion?: '2';
 }
 
-const SYSTEM_TTLS: MountTtls = { default_lease_ttl: 0, max_lease_ttl: 0 };
-
 /** The mount table: which secrets engine serves which path prefix, stored through the barrier. */
-export class MountTable {
-  private entries = new Map<string, MountEntry>();
+export class MountTable extends PathTable<MountEntry> {
   /** The barrier engines are given: it lets an upgrade hold every request off a mount's entries. */
   readonly engineBarrier: EngineBarrier;
 
-  constructor(private readonly barrier: SecurityBarrier) {
+  constructor(barrier: SecurityBarrier) {
+    super(barrier, MOUNTS_PATH);
     this.engineBarrier = new EngineBarrier(barrier);
   }
 
   /** The default table written at init: KV at `secret/`, version 1 (version 2 in dev mode, as Vault's dev server has it). */
   static initialOps(secretVersion: '1' | '2' = '1'): BarrierOp[] {
-    const table = [newEntry('secret/', 'kv', { version: secretVersion }, 'key/value secret storage', SYSTEM_TTLS)];
+    const table = [newEntry('secret/', 'kv', { version: secretVersion }, 'key/value secret storage', SYSTEM_TTLS), cubbyholeEntry()];
     return [{ kind: 'put', path: MOUNTS_PATH, value: Buffer.from(JSON.stringify(table)) }];
   }
 
-  async load(): Promise<void> {
-    const raw = await this.barrier.get(MOUNTS_PATH);
-    const table = raw ? (JSON.parse(raw.toString('utf8')) as MountEntry[]) : [];
-    this.entries = new Map(table.map((m) => [m.path, m]));
+  override async load(): Promise<void> {
+    await super.load();
+    // A table written before the cubbyhole was listed gets it; it is stored with the next change of the table.
+    if (!this.entries.has(CUBBYHOLE_PATH)) this.entries.set(CUBBYHOLE_PATH, cubbyholeEntry());
   }
 
-  clear(): void {
-    this.entries.clear();
-  }
-
-  list(): MountEntry[] {
-    return [...this.entries.values()].sort((a, b) => a.path.localeCompare(b.path));
-  }
-
-  /** The mount at exactly `path` ("kv" or "kv/"). */
-  get(path: string): MountEntry | undefined {
-    return this.entries.get(mountPath(path));
-  }
-
-  /** The mount with the longest path that prefixes `path`. */
-  resolve(path: string): MountEntry | undefined {
-    let best: MountEntry | undefined;
-    for (const m of this.entries.values()) {
-      if ((path + '/').startsWith(m.path) && (!best || m.path.length > best.path.length)) best = m;
-    }
-    return best;
+  protected override routable(entry: MountEntry): boolean {
+    return entry.type !== 'cubbyhole';
   }
 
   async mount(path: string, type: string, version: string, description: string, ttls: MountTtls = SYSTEM_TTLS): Promise<void> {
     const p = mountPath(path);
     if (RESERVED.some((r) => p.startsWith(r))) throw new InvalidRequestError(`cannot mount at reserved path "${p}"`);
-    for (const existing of this.entries.keys()) {
-      if (existing.startsWith(p) || p.startsWith(existing)) throw new InvalidRequestError(`path is already in use at ${existing}`);
-    }
+    const existing = this.overlapping(p);
+    if (existing !== undefined) throw new InvalidRequestError(`path is already in use at ${existing}`);
     checkTtls(ttls);
     const entry = newEntry(p, ...engineOf(type, version), description, ttls);
     await this.save(new Map(this.entries).set(p, entry));
@@ -98,6 +71,7 @@ export class MountTable {
     const p = mountPath(path);
     const entry = this.entries.get(p);
     if (!entry) throw new NotFoundError(`no secrets engine mounted at ${p}`);
+    if (entry.type === 'cubbyhole') throw new InvalidRequestError(`cannot unmount "${p}"`);
     const next = new Map(this.entries);
     next.delete(p);
     // The mount disappears first, so no request can reach the data while it is being removed.
@@ -115,25 +89,20 @@ export class MountTable {
     const p = mountPath(path);
     const entry = this.entries.get(p);
     if (!entry) throw new InvalidRequestError(`tune of path "${p}" failed: no mount entry found`);
-    if (changes.ttls) checkTtls(changes.ttls);
     let upgrade = false;
     if (changes.kvVersion) {
       if (entry.type !== 'kv') throw new InvalidRequestError(`options.version applies to kv mounts only; "${p}" is a ${entry.type} mount`);
       upgrade = entry.options.version !== '2';
     }
-    const next: MountEntry = {
-      ...entry,
-      description: changes.description ?? entry.description,
-      config: changes.ttls ?? entry.config,
-      options: upgrade ? { ...entry.options, version: '2' } : entry.options,
-    };
+    const tuned = this.tuned(entry, changes.description, changes.ttls);
+    const next: MountEntry = { ...tuned, options: upgrade ? { ...entry.options, version: '2' } : entry.options };
     const table = new Map(this.entries).set(p, next);
     if (!upgrade) {
       await this.save(table);
       return;
     }
     await this.engineBarrier.exclusive(entry.uuid, `the KV mount at "${p}" is being upgraded to version 2; retry in a moment`, async () => {
-      await this.barrier.transaction([...(await kvV2LayoutOps(new BarrierView(this.barrier, `logical/${entry.uuid}/`))), tableOp(table)]);
+      await this.barrier.transaction([...(await kvV2LayoutOps(new BarrierView(this.barrier, `logical/${entry.uuid}/`))), this.tableOp(table)]);
       this.entries = table;
     });
   }
@@ -149,25 +118,14 @@ export class MountTable {
     if (RESERVED.some((r) => dst.startsWith(r))) throw new InvalidRequestError(`cannot remount to destination "${dst}"`);
     const entry = this.entries.get(src);
     if (!entry) throw new InvalidRequestError(`no matching mount at "${src}"`);
-    for (const existing of this.entries.keys()) {
-      if (existing.startsWith(dst) || dst.startsWith(existing)) throw new InvalidRequestError(`path already in use at "${existing}"`);
-    }
+    const existing = this.overlapping(dst);
+    if (existing !== undefined) throw new InvalidRequestError(`path already in use at "${existing}"`);
     const moved = { ...entry, path: dst };
     const next = new Map(this.entries);
     next.delete(src);
     await this.save(next.set(dst, moved));
     return moved;
   }
-
-  private async save(next: Map<string, MountEntry>): Promise<void> {
-    const op = tableOp(next);
-    await this.barrier.put(op.path, op.value);
-    this.entries = next;
-  }
-}
-
-function tableOp(table: Map<string, MountEntry>): BarrierOp & { kind: 'put' } {
-  return { kind: 'put', path: MOUNTS_PATH, value: Buffer.from(JSON.stringify([...table.values()])) };
 }
 
 /**
@@ -204,13 +162,6 @@ async function kvV2LayoutOps(view: BarrierView): Promise<BarrierOp[]> {
   return ops;
 }
 
-/** Vault's check: a max below the default (each non-zero) cannot hold. */
-function checkTtls({ default_lease_ttl: def, max_lease_ttl: max }: MountTtls): void {
-  if (def !== 0 && max !== 0 && max < def) {
-    throw new InvalidRequestError(`backend max lease TTL of ${max} would be less than backend default lease TTL of ${def}`);
-  }
-}
-
 /** The engine type and options a mount request names (Vault's "kv-v2" is KV with version 2). */
 function engineOf(type: string, version: string): [EngineType, MountEntry['options']] {
   switch (type) {
@@ -226,16 +177,11 @@ function engineOf(type: string, version: string): [EngineType, MountEntry['optio
 }
 
 function newEntry(path: string, type: EngineType, options: MountEntry['options'], description: string, config: MountTtls): MountEntry {
-  return {
-    path,
-    type,
-    uuid: randomUUID(),
-    accessor: `${type}_${randomUUID().slice(0, 8)}`,
-    description,
-    options,
-    config,
-    created_time: new Date().toISOString(),
-  };
+  return { ...newTableEntry(path, type, description, config), options };
+}
+
+function cubbyholeEntry(): MountEntry {
+  return newEntry(CUBBYHOLE_PATH, 'cubbyhole', {}, 'per-token private secret storage', SYSTEM_TTLS);
 }
 
 function badVersion(v: string): never {

@@ -22,9 +22,37 @@ path "auth/token/revoke-self" {
 path "sys/capabilities-self" {
   capabilities = ["update"]
 }
+
+# Allow a token to manage its own cubbyhole.
+path "cubbyhole/*" {
+  capabilities = ["create", "read", "update", "delete", "list"]
+}
+
+# Allow a token to wrap values, look up wrapping tokens and unwrap them.
+path "sys/wrapping/wrap" {
+  capabilities = ["update"]
+}
+
+path "sys/wrapping/lookup" {
+  capabilities = ["update"]
+}
+
+path "sys/wrapping/unwrap" {
+  capabilities = ["update"]
+}
 `;
 
-/** ACL policies kept through the barrier, with the built-in `root` (everything) and `default`. */
+/** The built-in policy of response-wrapping tokens (Vault's): it lets them be unwrapped, nothing else. It cannot be written or deleted. */
+export const RESPONSE_WRAPPING_POLICY = 'response-wrapping';
+
+// Vault also grants cubbyhole/response; keyward leaves it out, since reading it would return the
+// reply without using up the token.
+const RESPONSE_WRAPPING_RULES = `path "sys/wrapping/unwrap" {
+  capabilities = ["update"]
+}
+`;
+
+/** ACL policies kept through the barrier, with the built-in `root` (everything), `default` and `response-wrapping`. */
 export class PolicyStore {
   private readonly cache = new Map<string, Policy>();
   /** Compiled ACLs by policy-name list: every non-root request needs one. Any policy change drops them all. */
@@ -35,7 +63,8 @@ export class PolicyStore {
 
   async list(): Promise<string[]> {
     const stored = await this.barrier.list(POLICY_PREFIX);
-    return [...new Set(['default', ...stored, 'root'])].sort();
+    // Vault does not list response-wrapping: no token may be given it.
+    return [...new Set(['default', ...stored, 'root'])].filter((n) => n !== RESPONSE_WRAPPING_POLICY).sort();
   }
 
   async get(name: string): Promise<Policy> {
@@ -43,6 +72,11 @@ export class PolicyStore {
     if (n === 'root') return { name: 'root', raw: '', rules: [] };
     const cached = this.cache.get(n);
     if (cached) return cached;
+    if (n === RESPONSE_WRAPPING_POLICY) {
+      const builtIn = await parsePolicy(n, RESPONSE_WRAPPING_RULES);
+      this.cache.set(n, builtIn);
+      return builtIn;
+    }
     const raw = await this.barrier.get(POLICY_PREFIX + n);
     if (!raw && n !== 'default') throw new NotFoundError(`no policy named "${n}"`);
     const policy = await parsePolicy(n, raw ? raw.toString('utf8') : DEFAULT_POLICY);
@@ -52,7 +86,7 @@ export class PolicyStore {
 
   async put(name: string, raw: string): Promise<void> {
     const n = policyName(name);
-    if (n === 'root') throw new InvalidRequestError('cannot update the root policy');
+    if (n === 'root' || n === RESPONSE_WRAPPING_POLICY) throw new InvalidRequestError(`cannot update the ${n} policy`);
     const policy = await parsePolicy(n, raw);
     this.changed();
     await this.barrier.put(POLICY_PREFIX + n, Buffer.from(raw));
@@ -62,7 +96,7 @@ export class PolicyStore {
 
   async delete(name: string): Promise<void> {
     const n = policyName(name);
-    if (n === 'root' || n === 'default') throw new InvalidRequestError(`cannot delete the ${n} policy`);
+    if (n === 'root' || n === 'default' || n === RESPONSE_WRAPPING_POLICY) throw new InvalidRequestError(`cannot delete the ${n} policy`);
     this.changed();
     await this.barrier.delete(POLICY_PREFIX + n);
     this.cache.delete(n);

@@ -1,8 +1,14 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { BarrierOp, SecurityBarrier } from '../barrier/barrier.js';
 import { randomBase62 } from '../crypto/base62.js';
+import { cidrContains } from '../auth/cidr.js';
+import type { LoginAuth } from '../auth/method.js';
 import { KeyedMutex } from '../locks/mutex.js';
 import { InvalidRequestError, PermissionDeniedError } from './errors.js';
+import { RESPONSE_WRAPPING_POLICY } from './policy-store.js';
+import { policyName } from './names.js';
+import type { MountTtls } from './path-table.js';
+import { type TokenRole, TokenRoleStore } from './token-roles.js';
 
 const SALT_PATH = 'sys/token/salt';
 const ID_PREFIX = 'sys/token/id/';
@@ -38,6 +44,12 @@ export interface TokenEntry {
   /** The parent's accessor; '' for an orphan. */
   parent: string;
   path: string;
+  /** Seconds; a periodic token's every renewal sets its TTL to this. Absent (0) in entries stored before periods. */
+  period?: number;
+  /** The token is refused from any address outside these blocks. Absent: usable from anywhere. */
+  bound_cidrs?: string[];
+  /** Seconds from creation: the most a login token may live (its role's or mount's maximum). Absent: the system maximum from now. */
+  max_ttl?: number;
 }
 
 export interface CreateTokenRequest {
@@ -50,6 +62,8 @@ export interface CreateTokenRequest {
   no_default_policy?: boolean;
   display_name?: string;
   meta?: Record<string, string>;
+  /** Seconds: a periodic token (its TTL, and every renewal, is this). */
+  period?: number;
 }
 
 /**
@@ -69,6 +83,10 @@ export class TokenStore {
   private changes = 0;
   /** Serializes the uses of each limited-use token, so exactly `num_uses` requests get through. */
   private readonly useLocks = new KeyedMutex();
+  /** Token roles (auth/token/roles), for auth/token/create/<role>. */
+  readonly roles: TokenRoleStore;
+  /** Called once a token is revoked, to delete what was kept for it (its cubbyhole); set by the core. */
+  onRevoked: ((entry: TokenEntry) => Promise<void>) | undefined;
 
   constructor(
     private readonly barrier: SecurityBarrier,
@@ -76,6 +94,7 @@ export class TokenStore {
     private readonly ttls: TokenTtls = { defaultTtl: DEFAULT_TOKEN_TTL, maxTtl: DEFAULT_TOKEN_TTL },
   ) {
     if (ttls.defaultTtl > ttls.maxTtl) throw new Error(`the default token TTL (${ttls.defaultTtl}s) exceeds the maximum (${ttls.maxTtl}s)`);
+    this.roles = new TokenRoleStore(barrier);
   }
 
   /** The writes that create the salt and a root token at init, and the token to hand out. */
@@ -118,6 +137,13 @@ export class TokenStore {
     return entry;
   }
 
+  /** Refuses a token bound to CIDR blocks when it is used from outside them (its uses are not spent). */
+  checkAddress(entry: TokenEntry, remoteAddress: string): void {
+    if (entry.bound_cidrs?.length && !cidrContains(entry.bound_cidrs, remoteAddress)) {
+      throw new PermissionDeniedError(`permission denied: the token is bound to CIDR blocks that do not include the request's address ${remoteAddress}`);
+    }
+  }
+
   /**
    * Counts one use of a limited-use token; its last use is allowed and revokes it. The count is
    * read again under the token's lock, so concurrent requests cannot spend the same use twice.
@@ -154,29 +180,27 @@ export class TokenStore {
   /**
    * Creates a child of `parent` (or an orphan), enforcing Vault's rules: policies a subset of the
    * parent's, no children from a use-limited token, and a life within the system maximum, the
-   * child's own `explicit_max_ttl` and, for a child, what remains of its parent's life.
+   * child's own `explicit_max_ttl` and, for a child, what remains of its parent's life. With a
+   * token role (auth/token/create/<role>), the role's rules apply as Vault applies them: its
+   * allowed policies instead of the parent's, none of its disallowed ones, its orphan, renewable,
+   * period, explicit max and CIDR bounds.
    */
-  async create(parent: TokenEntry, req: CreateTokenRequest, path: string): Promise<{ token: string; entry: TokenEntry }> {
+  async create(parent: TokenEntry, req: CreateTokenRequest, path: string, role?: TokenRole): Promise<{ token: string; entry: TokenEntry }> {
     if (parent.num_uses > 0) throw new InvalidRequestError('a token with a use limit cannot create tokens');
-    const parentIsRoot = parent.policies.includes('root');
-    let policies = [...new Set(req.policies ?? parent.policies.filter((p) => p !== 'root' || parentIsRoot))];
-    if (!parentIsRoot) {
-      const extra = policies.filter((p) => p !== 'default' && !parent.policies.includes(p));
-      if (extra.length) throw new PermissionDeniedError(`child policies must be subset of parent (not held: ${extra.join(', ')})`);
-    }
-    if (policies.includes('root') && !parentIsRoot) throw new PermissionDeniedError('only a root token may create a root token');
-    if (!req.no_default_policy && !policies.includes('root') && !policies.includes('default')) policies.push('default');
-    if (req.no_default_policy) policies = policies.filter((p) => p !== 'default');
+    const policies = role ? rolePolicies(role, parent, req) : childPolicies(parent, req);
     if (policies.length === 0) throw new InvalidRequestError('a token needs at least one policy');
     if (req.num_uses !== undefined && (!Number.isInteger(req.num_uses) || req.num_uses < 0)) {
       throw new InvalidRequestError('num_uses must be a non-negative integer');
     }
+    const orphan = req.no_parent === true || role?.orphan === true;
+    const period = role?.token_period || req.period || 0;
+    const explicitMax = Math.min(...[req.explicit_max_ttl ?? 0, role?.token_explicit_max_ttl ?? 0].filter((t) => t > 0), Infinity);
 
     const nowMs = this.now();
-    const explicitMax = req.explicit_max_ttl ?? 0;
     // A TTL of 0 asks for the default; only a root token may have none, and never as a child of a mortal parent.
-    let expireTime = req.ttl ? nowMs + req.ttl * 1000 : policies.includes('root') ? 0 : nowMs + this.ttls.defaultTtl * 1000;
-    const bound = this.lifeBound(nowMs, explicitMax, policies, req.no_parent ? undefined : parent);
+    const ttl = period || req.ttl;
+    let expireTime = ttl ? nowMs + ttl * 1000 : policies.includes('root') ? 0 : nowMs + this.ttls.defaultTtl * 1000;
+    const bound = this.lifeBound(nowMs, explicitMax === Infinity ? 0 : explicitMax, policies, orphan ? undefined : parent);
     if (bound && (expireTime === 0 || expireTime > bound)) expireTime = bound;
     const token = newTokenId();
     const entry: TokenEntry = {
@@ -187,17 +211,78 @@ export class TokenStore {
       meta: req.meta ?? null,
       creation_time: Math.floor(nowMs / 1000),
       ttl: expireTime ? Math.round((expireTime - nowMs) / 1000) : 0,
-      explicit_max_ttl: explicitMax,
+      explicit_max_ttl: explicitMax === Infinity ? 0 : explicitMax,
       expire_time: expireTime,
       num_uses: req.num_uses ?? 0,
-      renewable: req.renewable ?? true,
-      parent: req.no_parent ? '' : parent.accessor,
+      renewable: (req.renewable ?? true) && (role?.renewable ?? true),
+      parent: orphan ? '' : parent.accessor,
       path,
     };
+    if (period) entry.period = period;
+    if (role?.token_bound_cidrs.length) entry.bound_cidrs = [...role.token_bound_cidrs];
     const ops = entryOps(entry);
     if (entry.parent) ops.push({ kind: 'put', path: `${PARENT_PREFIX}${entry.parent}/${entry.accessor}`, value: Buffer.alloc(0) });
     await this.barrier.transaction(ops);
     return { token, entry };
+  }
+
+  /**
+   * Issues the token of a successful login at `path` ("auth/userpass/login/alice"): an orphan with
+   * the method's policies (and `default` unless it says not), its TTL the login's, else the
+   * mount's default, else the system's, bounded by the login's maximum, else the mount's, else the
+   * system's, and by its explicit max. A periodic token's TTL is its period, renewed to the period
+   * for ever (only an explicit max ends it).
+   */
+  async createForLogin(auth: LoginAuth, path: string, mount: MountTtls): Promise<{ token: string; entry: TokenEntry }> {
+    const policies = loginPolicies(auth);
+    const mountDefault = mount.default_lease_ttl || this.ttls.defaultTtl;
+    const mountMax = Math.min(mount.max_lease_ttl || this.ttls.maxTtl, this.ttls.maxTtl);
+    const maxTtl = auth.maxTtl ? Math.min(auth.maxTtl, mountMax) : mountMax;
+    const period = auth.period ?? 0;
+    const explicitMax = auth.explicitMaxTtl ?? 0;
+    const numUses = auth.numUses ?? 0;
+    if (!Number.isInteger(numUses) || numUses < 0) throw new InvalidRequestError('num_uses must be a non-negative integer');
+
+    const nowMs = this.now();
+    let expireTime = nowMs + (period || Math.min(auth.ttl || mountDefault, maxTtl)) * 1000;
+    const bound = this.lifeBound(nowMs, explicitMax, policies, undefined, nowMs, period ? 0 : maxTtl);
+    if (bound && expireTime > bound) expireTime = bound;
+    const token = newTokenId();
+    const entry: TokenEntry = {
+      hash: hmac(await this.loadSalt(), token),
+      accessor: randomAccessor(),
+      policies,
+      display_name: auth.displayName,
+      meta: { ...auth.metadata },
+      creation_time: Math.floor(nowMs / 1000),
+      ttl: Math.round((expireTime - nowMs) / 1000),
+      explicit_max_ttl: explicitMax,
+      expire_time: expireTime,
+      num_uses: numUses,
+      renewable: auth.renewable ?? true,
+      parent: '',
+      path,
+    };
+    if (period) entry.period = period;
+    else entry.max_ttl = maxTtl;
+    if (auth.boundCidrs?.length) entry.bound_cidrs = [...auth.boundCidrs];
+    await this.barrier.transaction(entryOps(entry));
+    return { token, entry };
+  }
+
+  /**
+   * Revokes every token issued at a path under `prefix` ("auth/approle/": the logins of a mount
+   * being disabled), with their descendants. Returns how many were revoked.
+   */
+  async revokeIssuedUnder(prefix: string): Promise<number> {
+    let revoked = 0;
+    for (const accessor of await this.listAccessors()) {
+      const entry = await this.entryOfAccessor(accessor);
+      if (!entry?.path.startsWith(prefix)) continue;
+      await this.revoke(entry, false);
+      revoked++;
+    }
+    return revoked;
   }
 
   /**
@@ -218,9 +303,10 @@ export class TokenStore {
         throw new PermissionDeniedError('invalid token (its parent has expired or was revoked)');
       }
     }
-    const ttl = increment && increment > 0 ? increment : entry.ttl;
+    // A periodic token renews to its period, whatever the increment asked (as Vault does).
+    const ttl = entry.period ? entry.period : increment && increment > 0 ? increment : entry.ttl;
     let expire = nowMs + ttl * 1000;
-    const bound = this.lifeBound(nowMs, entry.explicit_max_ttl, entry.policies, parent, entry.creation_time * 1000);
+    const bound = this.lifeBound(nowMs, entry.explicit_max_ttl, entry.policies, parent, entry.creation_time * 1000, entry.max_ttl ?? 0);
     if (bound && expire > bound) expire = bound;
     const renewed = { ...entry, ttl: Math.round((expire - nowMs) / 1000), expire_time: expire };
     await this.write(renewed);
@@ -241,12 +327,14 @@ export class TokenStore {
 
   /**
    * The latest a token may live until (ms since the epoch; 0 for no bound): the system maximum
-   * from now (root tokens excepted), its explicit max from its creation, its parent's expiry.
+   * from now (root tokens excepted), its explicit max and a login's maximum from its creation,
+   * its parent's expiry.
    */
-  private lifeBound(nowMs: number, explicitMax: number, policies: string[], parent: TokenEntry | undefined, createdMs = nowMs): number {
+  private lifeBound(nowMs: number, explicitMax: number, policies: string[], parent: TokenEntry | undefined, createdMs = nowMs, maxTtl = 0): number {
     const bounds = [
       policies.includes('root') ? 0 : nowMs + this.ttls.maxTtl * 1000,
       explicitMax ? createdMs + explicitMax * 1000 : 0,
+      maxTtl ? createdMs + maxTtl * 1000 : 0,
       parent?.expire_time ?? 0,
     ].filter((b) => b > 0);
     return bounds.length ? Math.min(...bounds) : 0;
@@ -281,6 +369,7 @@ export class TokenStore {
       this.changes++;
       this.cache.delete(entry.hash);
     }
+    await this.onRevoked?.(entry);
   }
 
   /** Remaining lifetime in seconds (0 for tokens that never expire). */
@@ -304,6 +393,36 @@ export class TokenStore {
     this.salt?.fill(0);
     this.salt = undefined;
     this.cache.clear();
+  }
+
+  /**
+   * A response-wrapping token, as Vault makes one: an orphan holding only the `response-wrapping`
+   * policy, not renewable, living `ttl` seconds (at most the system maximum), created at `path`
+   * (the request whose reply it wraps). Single use is enforced by the unwrap (core/wrapping.ts),
+   * which revokes it, so it has no use count: counting one at the unwrap request's authorization
+   * would revoke it, and delete the reply, before the unwrap could read it.
+   */
+  async createWrapping(ttl: number, path: string): Promise<{ token: string; entry: TokenEntry }> {
+    const nowMs = this.now();
+    const life = Math.min(ttl, this.ttls.maxTtl);
+    const token = newTokenId();
+    const entry: TokenEntry = {
+      hash: hmac(await this.loadSalt(), token),
+      accessor: randomAccessor(),
+      policies: [RESPONSE_WRAPPING_POLICY],
+      display_name: '',
+      meta: null,
+      creation_time: Math.floor(nowMs / 1000),
+      ttl: life,
+      explicit_max_ttl: life,
+      expire_time: nowMs + life * 1000,
+      num_uses: 0,
+      renewable: false,
+      parent: '',
+      path,
+    };
+    await this.barrier.transaction(entryOps(entry));
+    return { token, entry };
   }
 
   private async read(hash: string): Promise<TokenEntry | undefined> {
@@ -331,6 +450,57 @@ export class TokenStore {
     }
     return this.salt;
   }
+}
+
+/** A child's policies (auth/token/create without a role): the asked ones or the parent's, a subset of the parent's unless it is root, and `default`. */
+function childPolicies(parent: TokenEntry, req: CreateTokenRequest): string[] {
+  const parentIsRoot = parent.policies.includes('root');
+  const policies = [...new Set(req.policies ?? parent.policies.filter((p) => p !== 'root' || parentIsRoot))];
+  if (!parentIsRoot) {
+    const extra = policies.filter((p) => p !== 'default' && !parent.policies.includes(p));
+    if (extra.length) throw new PermissionDeniedError(`child policies must be subset of parent (not held: ${extra.join(', ')})`);
+  }
+  if (policies.includes('root') && !parentIsRoot) throw new PermissionDeniedError('only a root token may create a root token');
+  return withDefault(policies, req.no_default_policy === true);
+}
+
+/**
+ * The policies of a token made from a role, by Vault's rules: with allowed policies, the asked
+ * ones must be among them (none asked: all of them), and the parent's do not matter; without,
+ * the child rules apply (none asked: the parent's but root). Disallowed policies are refused either way, and `default` is not added
+ * when it is disallowed. A role never makes a root token.
+ */
+function rolePolicies(role: TokenRole, parent: TokenEntry, req: CreateTokenRequest): string[] {
+  let policies: string[];
+  if (role.allowed_policies.length) {
+    policies = [...new Set(req.policies ?? role.allowed_policies)];
+    const extra = policies.filter((p) => p !== 'default' && !role.allowed_policies.includes(p));
+    if (extra.length) {
+      throw new InvalidRequestError(`token policies (${extra.join(', ')}) must be subset of the role's allowed policies (${role.allowed_policies.join(', ')})`);
+    }
+  } else {
+    policies = childPolicies(parent, { ...req, policies: req.policies ?? parent.policies.filter((p) => p !== 'root'), no_default_policy: true });
+  }
+  if (policies.includes('root')) throw new InvalidRequestError('root tokens may not be created from a role');
+  const disallowed = policies.filter((p) => role.disallowed_policies.includes(p));
+  if (disallowed.length) throw new InvalidRequestError(`token policies (${disallowed.join(', ')}) are among the role's disallowed policies`);
+  return withDefault(policies, req.no_default_policy === true || role.disallowed_policies.includes('default'));
+}
+
+/** A login's policies: canonical names, deduplicated, with `default` unless the method says not; never root. */
+function loginPolicies(auth: LoginAuth): string[] {
+  const policies = [...new Set(auth.policies.map(policyName))];
+  if (policies.includes('root')) throw new InvalidRequestError('auth methods cannot create root tokens');
+  return withDefault(policies, auth.noDefaultPolicy === true);
+}
+
+/** `policies` with `default` added (unless the token holds root) or removed; `response-wrapping` belongs to wrapping tokens alone. */
+function withDefault(policies: string[], noDefault: boolean): string[] {
+  if (policies.includes(RESPONSE_WRAPPING_POLICY)) {
+    throw new InvalidRequestError(`the "${RESPONSE_WRAPPING_POLICY}" policy is given only to the tokens response wrapping makes; ask for a wrapped reply (X-Vault-Wrap-TTL) instead`);
+  }
+  if (noDefault) return policies.filter((p) => p !== 'default');
+  return policies.includes('root') || policies.includes('default') ? policies : [...policies, 'default'];
 }
 
 function rootEntry(hash: string): TokenEntry {

@@ -21,5 +21,8 @@ export function createEngine(mount: MountEntry, view: BarrierView, deps: EngineD
       return mount.options.version === '2' ? new KvV2(view, deps.now) : new KvV1(view);
     case 'transit':
       return new TransitEngine(view, deps.token, deps.now);
+    case 'cubbyhole':
+      // The mount table never routes cubbyhole/ (each token's store is served by its own route).
+      throw new Error('cubbyhole/ is not served by an engine');
   }
 }

@@ -7,9 +7,13 @@ import type { TokenEntry } from '../core/token-store.js';
 /**
  * How a route is guarded: `public` routes answer sealed and without a token (init, unseal,
  * status, health, rekey); `any-token` routes need a valid token but no policy (which engine
- * serves a path, as Vault's CLI asks); all others need the capability their path and method ask.
+ * serves a path, as Vault's CLI asks); `auth-method` routes (auth/<path>/...) take no token on
+ * the method's login paths and are treated as `token` elsewhere; `wrapping` routes
+ * (sys/wrapping/unwrap, lookup, rewrap) are refused sealed and check the wrapping token, then any
+ * caller's token, themselves (Vault answers an invalid wrapping token 400 before any ACL check);
+ * all others need the capability their path and method ask.
  */
-export type RouteAccess = 'public' | 'any-token' | 'token';
+export type RouteAccess = 'public' | 'any-token' | 'auth-method' | 'wrapping' | 'token';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -35,6 +39,7 @@ const SUDO_PATHS = [
   /^sys\/audit(\/.*)?$/,
   /^sys\/rekey\/backup$/,
   /^sys\/remount$/,
+  /^sys\/auth\/.+$/,
   /^auth\/token\/accessors\/?$/,
   /^auth\/token\/create-orphan$/,
   /^auth\/token\/revoke-orphan$/,
@@ -80,7 +85,15 @@ async function capabilityFor(core: Core, req: FastifyRequest, path: string): Pro
     case 'PATCH':
       return 'patch';
     default: {
-      const routed = path.startsWith('sys/') || path.startsWith('auth/') ? undefined : core.router.route(path);
+      if (path.startsWith('auth/')) {
+        const method = core.authMethods.route(path.slice(5));
+        return method && !(await method.method.exists(method.path)) ? 'create' : 'update';
+      }
+      if (path.startsWith('cubbyhole/')) {
+        const owner = await core.tokens.lookup(clientToken(req));
+        return (await core.cubbyholes.exists(owner, path.slice('cubbyhole/'.length))) ? 'update' : 'create';
+      }
+      const routed = path.startsWith('sys/') ? undefined : core.router.route(path);
       if (!routed) return 'update';
       return (await routed.engine.exists(routed.path)) ? 'update' : 'create';
     }
@@ -96,8 +109,16 @@ export function guard(core: Core): (req: FastifyRequest) => Promise<void> | unde
     const access = req.routeOptions.config.access;
     if (access === 'public') return undefined;
     if (core.sealed) return Promise.reject(new SealedError());
+    if (access === 'auth-method' && isLoginRequest(core, req)) return undefined;
+    if (access === 'wrapping') return undefined;
     return authorizeToken(core, req, access);
   };
+}
+
+/** Whether a request under auth/ is for a login path of the method mounted there (Vault's unauthenticated paths). */
+function isLoginRequest(core: Core, req: FastifyRequest): boolean {
+  const routed = core.authMethods.route((req.params as { '*': string })['*']);
+  return routed !== undefined && routed.method.isLoginPath(routed.path);
 }
 
 async function authorizeToken(core: Core, req: FastifyRequest, access: RouteAccess | undefined): Promise<void> {
@@ -105,12 +126,17 @@ async function authorizeToken(core: Core, req: FastifyRequest, access: RouteAcce
   req.clientToken = token;
   if (access === 'any-token') {
     req.tokenEntry = await core.tokens.lookup(token);
+    core.tokens.checkAddress(req.tokenEntry, req.ip);
     await core.tokens.use(req.tokenEntry);
     return;
   }
-  req.tokenEntry = await core.authorize(token, async () => {
-    const raw = apiPath(req);
-    const capability = await capabilityFor(core, req, raw);
-    return { capability, path: capability === 'list' && !raw.endsWith('/') ? `${raw}/` : raw, sudo: SUDO_PATHS.some((re) => re.test(raw)) };
-  });
+  req.tokenEntry = await core.authorize(
+    token,
+    async () => {
+      const raw = apiPath(req);
+      const capability = await capabilityFor(core, req, raw);
+      return { capability, path: capability === 'list' && !raw.endsWith('/') ? `${raw}/` : raw, sudo: SUDO_PATHS.some((re) => re.test(raw)) };
+    },
+    req.ip,
+  );
 }

@@ -8,7 +8,14 @@ import { apiPath, guard } from './auth.js';
 import { ClientRateLimiter } from './rate-limit.js';
 import { HttpError, toErrorReply } from './errors.js';
 import { parseJsonBody } from './json-body.js';
+import { acceptListMethod, continueWithListMethod } from './list-method.js';
+import { registerPathHelp } from './path-help.js';
+import { readWrapTtl, registerResponseWrapping } from './response-wrapping.js';
+import { cubbyholeRoutes } from './routes/cubbyhole.js';
+import { wrappingRoutes } from './routes/sys-wrapping.js';
 import { tokenRoutes } from './routes/auth-token.js';
+import { authMethodRoutes } from './routes/auth-methods.js';
+import { authMountRoutes } from './routes/sys-auth.js';
 import { logicalRoutes } from './routes/logical.js';
 import { mountRoutes } from './routes/sys-mounts.js';
 import { generateRootRoutes } from './routes/sys-generate-root.js';
@@ -20,6 +27,7 @@ import { sealRoutes } from './routes/sys-seal.js';
 import { haRoutes } from './routes/sys-ha.js';
 import { hsmRoutes } from './routes/sys-hsm.js';
 import { uiRoutes } from './routes/ui.js';
+import { notOfferedRoutes } from './routes/not-offered.js';
 import { NODE_HEADER, StandbyRouter } from './standby.js';
 import { unsupportedHeaderError } from './unsupported-headers.js';
 import { UnknownTermError } from '../barrier/errors.js';
@@ -37,6 +45,12 @@ function sendErrors(reply: FastifyReply, status: number, errors: string[]): Fast
 const MAX_PARAM_LENGTH = 1024;
 
 const answeredAndClosing = new WeakSet<object>();
+
+/**
+ * As Vault's listener: ask every TLS client for a certificate but neither require nor verify it
+ * here; the cert auth method verifies it against its own configured CAs at login.
+ */
+const CLIENT_CERTIFICATES = { requestCert: true, rejectUnauthorized: false };
 
 export interface HttpOptions {
   log: Logger;
@@ -83,6 +97,8 @@ export function buildHttpServer(core: Core, opts: HttpOptions): FastifyInstance 
     // nothing may be written while a reply is going out on the socket (a GET's unannounced body
     // arrives after its reply began): the same test Node's own clientError default makes.
     clientErrorHandler: (err, socket) => {
+      // llhttp refuses LIST; the connection goes on reading through the LIST rewriter.
+      if (continueWithListMethod(err, socket)) return;
       const replying = (socket as unknown as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true;
       if (replying || answeredAndClosing.has(socket) || !socket.writable || (err as NodeJS.ErrnoException).code === 'ECONNRESET') {
         socket.destroy();
@@ -95,9 +111,11 @@ export function buildHttpServer(core: Core, opts: HttpOptions): FastifyInstance 
     },
   };
   const app = (
-    opts.https ? Fastify({ ...serverOptions, https: { ...opts.https, ...timing } } as FastifyServerOptions) : Fastify({ ...serverOptions, http: timing })
+    opts.https ? Fastify({ ...serverOptions, https: { ...opts.https, ...CLIENT_CERTIFICATES, ...timing } } as FastifyServerOptions) : Fastify({ ...serverOptions, http: timing })
   ) as FastifyInstance;
   app.server.maxConnections = limits.maxConnections;
+  // Vault's clients list with the LIST method, which Node's parser does not know.
+  acceptListMethod(app.server);
 
   // Vault clients send JSON with any content type (or none) and often an empty body.
   app.removeAllContentTypeParsers();
@@ -123,6 +141,7 @@ export function buildHttpServer(core: Core, opts: HttpOptions): FastifyInstance 
   app.decorateRequest('clientToken', undefined);
   app.decorateRequest('audited', false);
   app.decorateRequest('forwarded', false);
+  app.decorateRequest('wrapTtl', 0);
 
   // One onRequest hook for what decides whether a request goes on: the standby's forwarding, the
   // key-share rate limit, then the seal and the token.
@@ -132,7 +151,8 @@ export function buildHttpServer(core: Core, opts: HttpOptions): FastifyInstance 
   app.addHook('onRequest', (req, reply, done) => {
     // Replies carry secrets, tokens and shares: no cache may keep them (Vault sends the same).
     reply.header(NODE_HEADER, core.nodeId).header('Cache-Control', 'no-store');
-    const unsupported = unsupportedHeaderError(req);
+    // The wrap TTL is read first: a request that asks for wrapping goes to the active node.
+    const unsupported = unsupportedHeaderError(req) ?? readWrapTtl(core, req);
     if (unsupported) return done(unsupported);
     if (standby.takes(req)) return void standby.sendToActive(req, reply).catch(done);
     if (req.is404) return done();
@@ -148,7 +168,10 @@ export function buildHttpServer(core: Core, opts: HttpOptions): FastifyInstance 
     else done();
   });
 
+  // Wrapping comes first among the onSend hooks, so the audit records what is sent.
+  registerResponseWrapping(app, core);
   registerAudit(app, core);
+  registerPathHelp(app, core);
 
   app.setErrorHandler((err, req, reply) => {
     // A read this standby began but cannot finish (it needs a write, or a term not yet followed) goes to the active node.
@@ -174,7 +197,12 @@ export function buildHttpServer(core: Core, opts: HttpOptions): FastifyInstance 
   app.register(policyRoutes, { core });
   app.register(auditRoutes, { core });
   app.register(tokenRoutes, { core });
+  app.register(wrappingRoutes, { core });
+  app.register(cubbyholeRoutes, { core });
+  app.register(authMountRoutes, { core });
+  app.register(authMethodRoutes, { core });
   app.register(logicalRoutes, { core });
   app.register(uiRoutes);
+  app.register(notOfferedRoutes);
   return app;
 }

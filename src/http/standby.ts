@@ -29,7 +29,10 @@ const TRANSIT_ON_STANDBY = new Set(['decrypt', 'sign', 'verify', 'hmac', 'hash',
 
 /** Whether a standby answers this request itself: its own routes, KV reads (GET and list) and transit's read-only operations. */
 function servedByStandby(core: Core, req: FastifyRequest): boolean {
-  if (req.is404 || req.routeOptions.config.standby === 'serve') return true;
+  if (req.is404) return true;
+  // A wrapped reply is stored behind a new token, which only the active node can write.
+  if (req.wrapTtl) return false;
+  if (req.routeOptions.config.standby === 'serve') return true;
   if (req.routeOptions.url !== '/v1/*') return false;
   const path = (req.params as { '*': string })['*'];
   if (path.startsWith('sys/')) return false;

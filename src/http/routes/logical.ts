@@ -5,9 +5,10 @@ import { listRequested } from '../auth.js';
 import { envelope } from '../envelope.js';
 import { HttpError } from '../errors.js';
 
-type LogicalRequest = FastifyRequest<{ Params: { '*': string }; Querystring: Record<string, string | undefined> }>;
+export type LogicalRequest = FastifyRequest<{ Params: { '*': string }; Querystring: Record<string, string | undefined> }>;
 
-function operationOf(req: LogicalRequest): Operation {
+/** The logical operation an HTTP request asks for, as Vault maps methods (GET with ?list=true lists). */
+export function operationOf(req: LogicalRequest): Operation {
   switch (req.method) {
     case 'GET':
       return listRequested(req) ? 'list' : 'read';

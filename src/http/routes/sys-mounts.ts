@@ -22,7 +22,7 @@ const TUNE = /^(.+)\/tune$/;
  * Fields of Vault's mount config that keyward does not implement: accepted only unset (null,
  * empty or false, as Vault's clients send them by default), refused otherwise rather than ignored.
  */
-const UNSUPPORTED_CONFIG = [
+export const UNSUPPORTED_CONFIG = [
   'audit_non_hmac_request_keys',
   'audit_non_hmac_response_keys',
   'listing_visibility',
@@ -38,7 +38,7 @@ const UNSUPPORTED_CONFIG = [
   'force_no_cache',
 ];
 /** Mount-level fields of Vault's enable request that keyward does not implement, accepted only unset. */
-const UNSUPPORTED_MOUNT = ['local', 'seal_wrap', 'external_entropy_access', 'plugin_version', 'plugin_name'];
+export const UNSUPPORTED_MOUNT = ['local', 'seal_wrap', 'external_entropy_access', 'plugin_version', 'plugin_name'];
 
 function describe(m: MountEntry): Record<string, unknown> {
   return {
@@ -56,7 +56,7 @@ function describe(m: MountEntry): Record<string, unknown> {
 }
 
 /** What Vault's clients send for a field they leave alone. */
-function isUnset(v: unknown): boolean {
+export function isUnset(v: unknown): boolean {
   if (v === undefined || v === null || v === '' || v === false) return true;
   if (Array.isArray(v)) return v.length === 0;
   return typeof v === 'object' && Object.keys(v).length === 0;
@@ -66,19 +66,19 @@ function isUnset(v: unknown): boolean {
  * Refuses a field of Vault's that keyward does not implement, when it is set. Other unknown fields
  * are ignored, as Vault ignores them (node-vault sends its `mount_point` argument in the body).
  */
-function refuseUnsupported(body: Body, where: string, unsupported: readonly string[]): void {
+export function refuseUnsupported(body: Body, where: string, unsupported: readonly string[]): void {
   for (const field of unsupported) {
     if (!isUnset(body[field])) throw new InvalidRequestError(`"${where}${field}" is not supported by keyward; leave it out`);
   }
 }
 
-function objectField(v: unknown, field: string): Body {
+export function objectField(v: unknown, field: string): Body {
   if (v === undefined || v === null) return {};
   if (typeof v !== 'object' || Array.isArray(v)) throw new InvalidRequestError(`"${field}" must be an object`);
   return v as Body;
 }
 
-function stringField(v: unknown, field: string): string | undefined {
+export function stringField(v: unknown, field: string): string | undefined {
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'string') throw new InvalidRequestError(`"${field}" must be a string`);
   return v;
@@ -92,7 +92,7 @@ function ttlField(v: unknown, field: string, current: number): number {
 }
 
 /** The TTLs a request's fields ask for, on top of `current`. */
-function ttlsFrom(fields: Body, current: MountTtls | undefined): MountTtls {
+export function ttlsFrom(fields: Body, current: MountTtls | undefined): MountTtls {
   return {
     default_lease_ttl: ttlField(fields.default_lease_ttl, 'default_lease_ttl', current?.default_lease_ttl ?? 0),
     max_lease_ttl: ttlField(fields.max_lease_ttl, 'max_lease_ttl', current?.max_lease_ttl ?? 0),
@@ -240,7 +240,11 @@ export async function mountRoutes(app: FastifyInstance, opts: { core: Core }): P
   });
 
   app.get<{ Params: { '*': string } }>('/v1/sys/internal/ui/mounts/*', { config: { access: 'any-token' } }, async (req) => {
-    const routed = core.router.route(req.params['*']);
+    const asked = req.params['*'];
+    // Every token has its own cubbyhole, which no engine serves but Vault's CLI looks up like any mount.
+    const cubbyhole = (asked + '/').startsWith('cubbyhole/') ? core.mounts.get('cubbyhole/') : undefined;
+    if (cubbyhole) return envelope(req.id, { path: cubbyhole.path, ...describe(cubbyhole) });
+    const routed = core.router.route(asked);
     // Vault's answer to a token with nothing under the mount: the same 403 whether it exists or not.
     const acl = await core.policies.aclFor(req.tokenEntry!.policies);
     if (!routed || !acl.grantsBelow(routed.mount.path)) {

@@ -65,7 +65,7 @@ export async function rekeyRoutes(app: FastifyInstance, opts: { core: Core }): P
       // Discarding a rekey that awaits completion can leave holders of only the new shares out:
       // unlike a cancel, it takes a token with sudo.
       if (await rekey.pendingRecord()) {
-        await core.authorize(clientToken(req), async () => ({ capability: 'delete', path: 'sys/rekey/init', sudo: true }));
+        await core.authorize(clientToken(req), async () => ({ capability: 'delete', path: 'sys/rekey/init', sudo: true }), req.ip);
         await rekey.discardPending();
       }
     });
