@@ -15,7 +15,7 @@ function documentOf(req: FastifyRequest): string {
   return doc;
 }
 
-/** sys/policy, sys/policies/acl and sys/capabilities(-self). */
+/** sys/policy, sys/policies/acl and sys/capabilities(-self, -accessor). */
 export async function policyRoutes(app: FastifyInstance, opts: { core: Core }): Promise<void> {
   const { policies } = opts.core;
   const write = ['PUT', 'POST'] as ['PUT', 'POST'];
@@ -65,6 +65,12 @@ export async function policyRoutes(app: FastifyInstance, opts: { core: Core }): 
     const entry = await opts.core.tokens.lookup(b.token).catch(() => {
       throw new InvalidRequestError('bad token');
     });
+    return capabilities(req, entry.policies);
+  });
+  app.post('/v1/sys/capabilities-accessor', async (req) => {
+    const b = (req.body as Body | undefined) ?? {};
+    if (typeof b.accessor !== 'string') throw new InvalidRequestError("missing 'accessor'");
+    const entry = await opts.core.tokens.lookupAccessor(b.accessor);
     return capabilities(req, entry.policies);
   });
 }
