@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import { type AddressInfo } from 'node:net';
+import { createServer } from 'node:http';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,7 +34,7 @@ describe('the everyday CLI: generic verbs, secrets verbs and kv verbs against a 
     ({ server } = await startServerProcess());
     base = server.url;
     ({ root } = await initAndUnseal(base));
-    env = { KEYWARD_ADDR: base, KEYWARD_TOKEN: root, VAULT_ADDR: '', VAULT_TOKEN: '', KEYWARD_FORMAT: '', VAULT_FORMAT: '', VAULT_WRAP_TTL: '', KEYWARD_NAMESPACE: '', VAULT_NAMESPACE: '' };
+    env = { KEYWARD_ADDR: base, KEYWARD_TOKEN: root, VAULT_ADDR: '', VAULT_TOKEN: '', KEYWARD_FORMAT: '', VAULT_FORMAT: '', VAULT_WRAP_TTL: '', KEYWARD_WRAP_TTL: '', KEYWARD_NAMESPACE: '', VAULT_NAMESPACE: '' };
     files = await mkdtemp(join(tmpdir(), 'kw-cli-verbs-'));
   });
   afterAll(async () => {
@@ -104,10 +106,9 @@ describe('the everyday CLI: generic verbs, secrets verbs and kv verbs against a 
     await fails(['list', 'a', 'b'], 2, /exactly one path/);
     await fails(['read', '-format=xml', 'secret/app'], 2, /-format must be "table", "json" or "yaml", not "xml"/);
     await fails(['read', '-field=nope', 'secret/app'], 1, /Field "nope" not present in secret/);
-    // Response wrapping is not implemented: refused, never ignored (the secret would come back in clear).
-    await fails(['read', '-wrap-ttl=5m', 'secret/app'], 2, /response wrapping \(-wrap-ttl\) is not supported/);
-    await fails(['write', '-wrap-ttl=5m', 'secret/refused', 'a=1'], 2, /response wrapping \(-wrap-ttl\) is not supported/);
-    await fails(['read', 'secret/app'], 2, /response wrapping \(VAULT_WRAP_TTL\) is not supported/, undefined, { VAULT_WRAP_TTL: '5m' });
+    // A wrapping TTL that is not a duration is refused before anything is sent.
+    await fails(['write', '-wrap-ttl=soon', 'secret/refused', 'a=1'], 2, /-wrap-ttl takes a duration such as "5m"/);
+    await fails(['read', 'secret/app'], 2, /VAULT_WRAP_TTL takes a duration/, undefined, { VAULT_WRAP_TTL: '5 minutes' });
     // One namespace, the root: any other is refused, never served the root's data; "root" is accepted.
     await fails(['read', '-namespace=team-a', 'secret/app'], 2, /namespace "team-a" \(-namespace\) does not exist: keyward has one namespace/);
     await fails(['kv', 'get', 'secret/app'], 2, /namespace "team-a" \(VAULT_NAMESPACE\) does not exist/, undefined, { VAULT_NAMESPACE: 'team-a' });
@@ -250,6 +251,144 @@ describe('the everyday CLI: generic verbs, secrets verbs and kv verbs against a 
     expect(await ok(['kv', 'list', 'upgrade-me'])).toBe('Keys\n----\ndb\nnested/\n');
     await fails(['kv', 'enable-versioning', 'not-mounted'], 1, /no mount entry found/);
   });
+  it('print token, operator init -status, token capabilities and path-help', async () => {
+    expect(await ok(['print', 'token'])).toBe(`${root}\n`);
+    const home = await mkdtemp(join(tmpdir(), 'kw-cli-home-'));
+    await writeFile(join(home, '.keyward-token'), 'hvs.stored-by-login\n');
+    expect((await cli(['print', 'token'], undefined, { KEYWARD_TOKEN: '', HOME: home })).stdout).toBe('hvs.stored-by-login\n');
+
+    expect(await ok(['operator', 'init', '-status'])).toBe('keyward is initialized\n');
+    await fails(['operator', 'init', '-status'], 1, /cannot reach http:\/\/127\.0\.0\.1:1/, undefined, { KEYWARD_ADDR: 'http://127.0.0.1:1' });
+    const fresh = await startServerProcess();
+    try {
+      const r = await cli(['operator', 'init', '-status'], undefined, { KEYWARD_ADDR: fresh.server.url });
+      expect({ code: r.code, stdout: r.stdout }).toEqual({ code: 2, stdout: 'keyward is not initialized\n' });
+    } finally {
+      await fresh.server.kill();
+    }
+
+    const policy = join(files, 'reader.hcl');
+    await writeFile(policy, 'path "secret/*" { capabilities = ["read", "list"] }\n');
+    await ok(['policy', 'write', 'reader', policy]);
+    const reader = await ok(['token', 'create', '-policy=reader', '-field=token']);
+    expect(reader).toMatch(/^hvs\./);
+    expect(await ok(['token', 'capabilities', reader, 'secret/app'])).toBe('list, read\n');
+    expect(await ok(['token', 'capabilities', reader, 'sys/mounts'])).toBe('deny\n');
+    expect(await ok(['token', 'capabilities', 'secret/app'])).toBe('root\n');
+    expect(await json(['token', 'capabilities', reader, 'secret/app'])).toEqual(['read', 'list']);
+    await fails(['token', 'capabilities'], 2, /give a path, or a token and a path/);
+
+    const kvHelp = await ok(['path-help', 'secret/']);
+    expect(kvHelp).toMatch(/^## DESCRIPTION\n\nThe key\/value secrets engine, version 1/);
+    expect(kvHelp).toMatch(/## PATHS\n\n {4}secret\/<path>\n/);
+    expect(await ok(['path-help', 'sys/mounts'])).toMatch(/The system backend[\s\S]*sys\/wrapping\/wrap/);
+    expect(await ok(['path-help', 'auth/token/create'])).toMatch(/The token store[\s\S]*auth\/token\/create-orphan/);
+    await ok(['secrets', 'enable', '-path=helpkv', 'kv-v2']);
+    expect(await ok(['path-help', 'helpkv/data/app'])).toMatch(/version 2[\s\S]*helpkv\/data\/<path>/);
+    expect((await json(['path-help', 'secret/'])).see_also).toBeNull();
+    await fails(['path-help', 'nothing-mounted/x'], 1, /Error retrieving help: Error making API request[\s\S]*Code: 40[34]/);
+    // A token that may not read the path gets no help for it.
+    await fails(['path-help', 'sys/mounts'], 1, /Code: 403/, undefined, { KEYWARD_TOKEN: reader });
+  });
+
+  it('token create takes -role, -period, -type and -field, and a batch token is the server\'s 400', async () => {
+    const periodic = await json(['token', 'create', '-policy=default', '-period=1h']);
+    expect(periodic.auth).toMatchObject({ lease_duration: 3600, renewable: true });
+    expect((await call(base, 'POST', 'auth/token/lookup', { token: root, body: { token: periodic.auth.client_token } })).body.data.period).toBe(3600);
+    await ok(['write', 'auth/token/roles/ci', 'allowed_policies=reader', 'orphan=true', 'token_period=30m']);
+    const fromRole = await json(['token', 'create', '-role=ci', '-policy=reader']);
+    expect(fromRole.auth).toMatchObject({ lease_duration: 1800, orphan: true });
+    expect([...fromRole.auth.policies].sort()).toEqual(['default', 'reader']);
+    expect(await ok(['token', 'create', '-role=ci', '-field=token_policies'])).toMatch(/^\[.*default.*\]$/);
+    await fails(['token', 'create', '-type=batch'], 1, /Code: 400/);
+    await fails(['token', 'create', '-role=nope'], 1, /Code: 400[\s\S]*unknown role nope|Code: 404/);
+    await fails(['token', 'create', '-role=ci', '-policy=root'], 1, /Code: 400|Code: 403/);
+    expect(await ok(['token', 'create', '-policy=default'])).toMatch(/^Key\s+Value\n---\s+-----\ntoken\s+hvs\.\S+\ntoken_accessor\s+\S+\ntoken_duration\s+768h\ntoken_renewable\s+true\ntoken_policies\s+\[default\]\nidentity_policies\s+\[\]\npolicies\s+\[default\]\n$/);
+  });
+
+  it('-output-curl-string prints the request (never the token) and sends nothing; -non-interactive never prompts', async () => {
+    const curl = await ok(['write', '-output-curl-string', 'secret/curl', 'a=1', "quote=it's"]);
+    expect(curl).toBe(`curl -X PUT -H "X-Vault-Token: $(keyward print token)" -H "Content-Type: application/json" -d '{"a":"1","quote":"it'"'"'s"}' ${base}/v1/secret/curl\n`);
+    expect(curl).not.toContain(root);
+    await fails(['read', 'secret/curl'], 2, /No value found/);
+    expect(await ok(['kv', 'get', '-output-curl-string', 'secret/app'])).toBe(`curl -X GET -H "X-Vault-Token: $(keyward print token)" ${base}/v1/secret/app\n`);
+    expect(await ok(['list', '-output-curl-string', '-wrap-ttl=2m', 'secret'])).toBe(
+      `curl -X GET -H "X-Vault-Token: $(keyward print token)" -H "X-Vault-Wrap-TTL: 120" ${base}/v1/secret/?list=true\n`,
+    );
+    await fails(['operator', 'unseal', '-non-interactive'], 2, /Unseal Key is needed, and -non-interactive forbids asking for it/);
+    await fails(['login', '-non-interactive'], 2, /Token is needed, and -non-interactive forbids asking for it/);
+    await fails(['login', '-non-interactive', '-method=userpass', 'username=alice'], 2, /Password is needed, and -non-interactive forbids asking for it/);
+  });
+
+  it('honours or refuses each VAULT_* setting of Vault\'s CLI, never ignoring one', async () => {
+    for (const name of ['VAULT_MFA', 'VAULT_SRV_LOOKUP', 'VAULT_HTTP_PROXY', 'VAULT_PROXY_ADDR', 'VAULT_RATE_LIMIT', 'VAULT_CONFIG_PATH']) {
+      await fails(['kv', 'get', 'secret/app'], 2, new RegExp(`${name} is set, but keyward does not support it`), undefined, { [name]: 'x' });
+    }
+    const pem = join(files, 'cert.pem');
+    await fails(['read', 'secret/app'], 2, /a client certificate needs its key: VAULT_CLIENT_CERT is given but not -client-key/, undefined, { VAULT_CLIENT_CERT: pem });
+    await fails(['read', '-client-key=/x.pem', 'secret/app'], 2, /-client-key is given but not -client-cert/);
+    await fails(['read', '-client-cert=/nonexistent.pem', '-client-key=/nonexistent.key', 'secret/app'], 2, /cannot read client certificate \/nonexistent\.pem/);
+    await fails(['read', 'secret/app'], 2, /cannot read CA directory \/nonexistent/, undefined, { VAULT_CAPATH: '/nonexistent' });
+    await fails(['read', 'secret/app'], 2, /VAULT_CLIENT_TIMEOUT takes a duration/, undefined, { VAULT_CLIENT_TIMEOUT: 'forever' });
+    await fails(['read', 'secret/app'], 2, /KEYWARD_MAX_RETRIES takes a whole number/, undefined, { KEYWARD_MAX_RETRIES: 'many' });
+    // VAULT_AGENT_ADDR comes before VAULT_ADDR, as in Vault's CLI.
+    expect((await cli(['read', '-field=user', 'secret/app'], undefined, { KEYWARD_ADDR: '', VAULT_ADDR: 'http://127.0.0.1:1', VAULT_AGENT_ADDR: base })).stdout).toBe('app');
+
+    // A standby in redirect mode answers 307: followed unless VAULT_DISABLE_REDIRECTS; a 503 is retried only as VAULT_MAX_RETRIES allows.
+    let answered = 0;
+    const redirector = createServer((req, res) => {
+      res.writeHead(answered++ % 2 === 0 ? 503 : 307, { Location: `${base}${req.url}` }).end();
+    });
+    await new Promise<void>((resolve) => redirector.listen(0, '127.0.0.1', resolve));
+    const addr = `http://127.0.0.1:${(redirector.address() as AddressInfo).port}`;
+    try {
+      await fails(['read', 'secret/app'], 1, /Code: 503/, undefined, { KEYWARD_ADDR: addr });
+      answered = 0;
+      expect((await cli(['read', '-field=user', 'secret/app'], undefined, { KEYWARD_ADDR: addr, VAULT_MAX_RETRIES: '1' })).stdout).toBe('app');
+      answered = 1;
+      await fails(['read', 'secret/app'], 1, /redirected the request to http:\/\/127\.0\.0\.1:\d+\/v1\/secret\/app, and redirects are disabled/, undefined, { KEYWARD_ADDR: addr, VAULT_DISABLE_REDIRECTS: 'true' });
+    } finally {
+      redirector.close();
+    }
+  });
+
+  it('-wrap-ttl on any verb prints the wrapping token; unwrap gives the response back once, as read prints it', async () => {
+    const wrapped = await ok(['read', '-wrap-ttl=5m', 'secret/app']);
+    expect(wrapped).toMatch(
+      /^Key\s+Value\n---\s+-----\nwrapping_token:\s+hvs\.\S+\nwrapping_accessor:\s+\S+\nwrapping_token_ttl:\s+5m\nwrapping_token_creation_time:\s+\S+.*\nwrapping_token_creation_path:\s+secret\/app\n$/,
+    );
+    expect(wrapped).not.toContain('hunter2');
+    const token = /wrapping_token:\s+(\S+)/.exec(wrapped)![1]!;
+    expect(await ok(['unwrap', token])).toMatch(/^Key\s+Value\n---\s+-----\nrefresh_interval\s+768h\npass\s+hunter2\nuser\s+app\n$/);
+    await fails(['unwrap', token], 1, /Error unwrapping: Error making API request[\s\S]*Code: 400[\s\S]*wrapping token is not valid or does not exist/);
+
+    // -field picks the wrapping token; the env variables ask for wrapping as the flag does; -field works on the unwrapped data.
+    const viaEnv = await ok(['read', '-wrap-ttl=5m', '-field=wrapping_token', 'secret/app']);
+    expect(viaEnv).toMatch(/^hvs\./);
+    expect(await ok(['unwrap', '-field=pass', viaEnv])).toBe('hunter2');
+    for (const name of ['VAULT_WRAP_TTL', 'KEYWARD_WRAP_TTL']) {
+      const r = await cli(['kv', 'get', '-format=json', 'secret/app'], undefined, { [name]: '90' });
+      expect(r.code, r.stderr).toBe(0);
+      const body = JSON.parse(r.stdout);
+      expect(body.data).toBeNull();
+      expect(body.wrap_info).toMatchObject({ ttl: 90, creation_path: 'secret/app' });
+      // With no argument, the CLI's own token is the wrapping token, as in Vault.
+      const own = await cli(['unwrap', '-format=json'], undefined, { KEYWARD_TOKEN: body.wrap_info.token });
+      expect(JSON.parse(own.stdout).data).toEqual({ user: 'app', pass: 'hunter2' });
+    }
+
+    // A wrapped list unwraps to its keys; a wrapped token shows the wrapped accessor.
+    const list = (await json(['list', '-wrap-ttl=1m', 'secret'])).wrap_info.token;
+    expect(await ok(['unwrap', list])).toMatch(/^Keys\n----\napp\n/);
+    const tokenWrap = await json(['token', 'create', '-policy=default', '-wrap-ttl=1m']);
+    expect(tokenWrap.wrap_info).toMatchObject({ creation_path: 'auth/token/create', wrapped_accessor: expect.stringMatching(/\S/) });
+    expect(await ok(['token', 'create', '-policy=default', '-wrap-ttl=1m'])).toMatch(/\nwrapped_accessor:\s+\S+\n$/);
+    const unwrappedToken = await json(['unwrap', tokenWrap.wrap_info.token]);
+    expect(unwrappedToken.auth.accessor).toBe(tokenWrap.wrap_info.wrapped_accessor);
+    expect(await ok(['write', '-wrap-ttl=1m', '-field=wrapping_token_creation_path', 'sys/wrapping/wrap', 'k=v'])).toBe('sys/wrapping/wrap');
+    expect(await ok(['write', '-wrap-ttl=1m', '-field=wrapping_token_ttl', 'sys/wrapping/wrap', 'k=v'])).toBe('60');
+  });
+
 });
 
 describe('dev mode', () => {

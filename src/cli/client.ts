@@ -1,24 +1,11 @@
 // The HTTP client every client verb uses, on node:http(s) alone: a CLI command loads nothing it
 // does not need (undici, fetch's implementation, costs more to load than a whole `kv get`).
-import { readFileSync } from 'node:fs';
 import { type IncomingMessage, request as httpRequest, type RequestOptions as HttpRequestOptions } from 'node:http';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
-import type { FlagSpec, FlagValues } from './flags.js';
+import type { FlagValues } from './flags.js';
 import { UsageError } from './flags.js';
+import { type ClientSettings, clientSettings } from './settings.js';
 
-/** Flags every command that talks to a server accepts. */
-export const CLIENT_FLAGS: Record<string, FlagSpec> = {
-  address: { kind: 'string', help: 'server address; env KEYWARD_ADDR or VAULT_ADDR', default: '' },
-  format: { kind: 'string', help: 'output format: table, json or yaml; env KEYWARD_FORMAT or VAULT_FORMAT', default: '' },
-  'ca-cert': { kind: 'string', help: 'PEM file of the CA that signed the server certificate; env KEYWARD_CACERT or VAULT_CACERT', default: '' },
-  'tls-skip-verify': { kind: 'bool', help: 'do not verify the server certificate (testing only); env KEYWARD_SKIP_VERIFY', default: false },
-  'wrap-ttl': { kind: 'string', help: 'not supported: keyward does not wrap responses (refused rather than ignored); env VAULT_WRAP_TTL likewise', default: '' },
-  namespace: { kind: 'string', help: 'only "root": keyward has one namespace (any other is refused rather than ignored); env VAULT_NAMESPACE likewise', default: '' },
-};
-
-/** The names a request for Vault's root namespace may give it. */
-const ROOT_NAMESPACE = new Set(['', 'root', 'root/', '/']);
+export { CLIENT_FLAGS, tokenFile } from './settings.js';
 
 /** The server answered with an error status; `errors` are its messages. */
 export class ApiError extends Error {
@@ -30,6 +17,25 @@ export class ApiError extends Error {
     readonly errors: string[],
   ) {
     super(`Error making API request.\n\nURL: ${method} ${url}\nCode: ${status}. Errors:\n\n${errors.map((e) => `* ${e}`).join('\n') || '* (none)'}`);
+  }
+}
+
+/**
+ * The server wrapped the response (-wrap-ttl): what the command would have printed is in a
+ * cubbyhole behind a wrapping token. main() prints the wrapping token's details instead.
+ */
+export class WrappedResponse extends Error {
+  override readonly name = 'WrappedResponse';
+  constructor(readonly body: Record<string, unknown>) {
+    super('the response is wrapped');
+  }
+}
+
+/** -output-curl-string: the request as a curl command, printed by main() in place of sending it. */
+export class CurlOutput extends Error {
+  override readonly name = 'CurlOutput';
+  constructor(readonly command: string) {
+    super(command);
   }
 }
 
@@ -46,23 +52,6 @@ export function outputFormat(flags: FlagValues, env: NodeJS.ProcessEnv = process
   return f;
 }
 
-/** Where `keyward login` keeps the token (Vault keeps its own in ~/.vault-token). */
-export function tokenFile(env: NodeJS.ProcessEnv = process.env): string {
-  return join(env.HOME || homedir(), '.keyward-token');
-}
-
-function isTrue(v: string | undefined): boolean {
-  return v === '1' || v === 'true';
-}
-
-function storedToken(env: NodeJS.ProcessEnv): string | undefined {
-  try {
-    return readFileSync(tokenFile(env), 'utf8').trim() || undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 export interface RequestOptions {
   /** Error statuses to return rather than throw (404 where "nothing there" is an answer). */
   allow?: number[];
@@ -70,6 +59,13 @@ export interface RequestOptions {
   query?: Record<string, string> | Array<[string, string]>;
   /** Content type of the body (JSON by default; a KV v2 patch sends a JSON merge patch). */
   contentType?: string;
+  /**
+   * A lookup the command makes before its own request (which KV version a mount is): never
+   * wrapped, and sent even with -output-curl-string, whose command is the request that follows.
+   */
+  preflight?: boolean;
+  /** The caller handles a wrapped answer itself (login unwraps a wrapped token) rather than having it printed. */
+  acceptWrapped?: boolean;
 }
 
 function encodeSegment(segment: string, path: string): string {
@@ -94,63 +90,71 @@ export function apiUrl(address: string, path: string, query: Record<string, stri
   return `${address}/v1/${segments.map((s) => encodeSegment(s, path)).join('/')}${search ? `?${search}` : ''}`;
 }
 
-/** TLS settings for an https address: a CA file, or no verification at all. */
-interface Tls {
-  ca?: string;
-  rejectUnauthorized: boolean;
+/** The request as Vault's CLI prints it for -output-curl-string: the token as a command that prints it, never itself. */
+function curlCommand(method: string, url: string, headers: Record<string, string>, payload: Buffer | undefined): string {
+  const parts = ['curl', '-X', method];
+  for (const [name, value] of Object.entries(headers)) {
+    if (name === 'Content-Length') continue;
+    parts.push('-H', `"${name}: ${name === 'X-Vault-Token' ? '$(keyward print token)' : value}"`);
+  }
+  if (payload) parts.push('-d', `'${payload.toString('utf8').replaceAll("'", `'"'"'`)}'`);
+  parts.push(url);
+  return parts.join(' ');
+}
+
+/** Vault's client retries (when VAULT_MAX_RETRIES allows) on 412 and 5xx but 501. */
+function retryable(status: number): boolean {
+  return status === 412 || (status >= 500 && status !== 501);
+}
+
+interface RawResponse {
+  status: number;
+  text: string;
+  location: string | undefined;
 }
 
 /** A small client for keyward's (and Vault's) HTTP API. */
 export class ApiClient {
-  constructor(
-    readonly address: string,
-    private readonly token: string | undefined,
-    private readonly tls: Tls = { rejectUnauthorized: true },
-  ) {}
+  constructor(private readonly settings: ClientSettings) {}
+
+  get address(): string {
+    return this.settings.address;
+  }
 
   static fromFlags(flags: FlagValues, env: NodeJS.ProcessEnv = process.env): ApiClient {
-    // Response wrapping would hand back a wrapping token instead of the secret: a caller asking
-    // for it must not get the secret in clear, so it is refused until it is implemented.
-    if (flags['wrap-ttl'] || env.VAULT_WRAP_TTL) {
-      throw new UsageError(`response wrapping (${flags['wrap-ttl'] ? '-wrap-ttl' : 'VAULT_WRAP_TTL'}) is not supported by keyward: the response would carry the secret in clear; leave it out`);
-    }
-    // Another namespace would read the root namespace's data under a name that says otherwise.
-    const namespace = (flags.namespace as string) || env.KEYWARD_NAMESPACE || env.VAULT_NAMESPACE || '';
-    if (!ROOT_NAMESPACE.has(namespace)) {
-      const given = flags.namespace ? '-namespace' : env.KEYWARD_NAMESPACE ? 'KEYWARD_NAMESPACE' : 'VAULT_NAMESPACE';
-      throw new UsageError(`namespace "${namespace}" (${given}) does not exist: keyward has one namespace, the root; leave it out or give "root"`);
-    }
-    const address = ((flags.address as string) || env.KEYWARD_ADDR || env.VAULT_ADDR || 'https://127.0.0.1:8200').replace(/\/+$/, '');
-    if (!/^https?:\/\//.test(address)) throw new UsageError(`address "${address}" must start with http:// or https://`);
-    const caFile = (flags['ca-cert'] as string) || env.KEYWARD_CACERT || env.VAULT_CACERT;
-    const skipVerify = flags['tls-skip-verify'] === true || isTrue(env.KEYWARD_SKIP_VERIFY) || isTrue(env.VAULT_SKIP_VERIFY);
-    let ca: string | undefined;
-    if (caFile) {
-      try {
-        ca = readFileSync(caFile, 'utf8');
-      } catch (err) {
-        throw new UsageError(`cannot read CA certificate ${caFile}: ${(err as Error).message}`);
-      }
-    }
-    return new ApiClient(address, env.KEYWARD_TOKEN || env.VAULT_TOKEN || storedToken(env), { ca, rejectUnauthorized: !skipVerify });
+    return new ApiClient(clientSettings(flags, env));
+  }
+
+  /**
+   * The same client sending another token (login checks a token, unwrap sends a wrapping token);
+   * `wrap` false: its answers are never wrapped (what unwraps a token must not wrap it again).
+   */
+  withToken(token: string | undefined, wrap = true): ApiClient {
+    return new ApiClient({ ...this.settings, token, wrapTtl: wrap ? this.settings.wrapTtl : undefined });
+  }
+
+  get token(): string | undefined {
+    return this.settings.token;
+  }
+
+  get hasClientCertificate(): boolean {
+    return this.settings.tls.cert !== undefined;
   }
 
   /** `path` is the API path as text (below /v1/, unencoded): every verb's URL is built here. */
-  async request(method: string, path: string, body?: unknown, { allow = [], query, contentType = 'application/json' }: RequestOptions = {}): Promise<ApiResponse> {
+  async request(method: string, path: string, body?: unknown, options: RequestOptions = {}): Promise<ApiResponse> {
+    const { allow = [], query, contentType = 'application/json', preflight = false } = options;
     const url = apiUrl(this.address, path, query);
     const headers: Record<string, string> = {};
-    if (this.token) headers['X-Vault-Token'] = this.token;
+    if (this.settings.token) headers['X-Vault-Token'] = this.settings.token;
+    if (this.settings.wrapTtl && !preflight) headers['X-Vault-Wrap-TTL'] = String(this.settings.wrapTtl);
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     if (payload) {
       headers['Content-Type'] = contentType;
       headers['Content-Length'] = String(payload.length);
     }
-    let res: { status: number; text: string };
-    try {
-      res = await this.send(url, { method, headers }, payload);
-    } catch (err) {
-      throw new Error(`cannot reach ${this.address}: ${(err as Error).message}`);
-    }
+    if (this.settings.curl && !preflight) throw new CurlOutput(curlCommand(method, url, headers, payload));
+    const res = await this.exchange(method, url, headers, payload);
     let parsed: Record<string, unknown> | undefined;
     if (res.text) {
       try {
@@ -163,22 +167,61 @@ export class ApiClient {
       const errors = Array.isArray(parsed?.errors) ? (parsed.errors as unknown[]).map(String) : [];
       throw new ApiError(method, url, res.status, errors);
     }
+    if (res.status === 307) {
+      throw new Error(`${method} ${url}: the server redirected the request to ${res.location ?? '(no address)'}, and redirects are disabled (VAULT_DISABLE_REDIRECTS)`);
+    }
+    if (parsed?.wrap_info && !options.acceptWrapped) throw new WrappedResponse(parsed);
     return { status: res.status, body: parsed };
   }
 
-  private async send(url: string, options: HttpRequestOptions, payload: Buffer | undefined): Promise<{ status: number; text: string }> {
+  /** Sends the request, following a standby's 307 to the active node and retrying as VAULT_MAX_RETRIES allows. */
+  private async exchange(method: string, url: string, headers: Record<string, string>, payload: Buffer | undefined): Promise<RawResponse> {
+    let target = url;
+    for (let attempt = 0, hops = 0; ; attempt++) {
+      let res: RawResponse;
+      try {
+        res = await this.send(target, { method, headers }, payload);
+      } catch (err) {
+        if (attempt < this.settings.maxRetries) {
+          await backoff(attempt);
+          continue;
+        }
+        throw new Error(`cannot reach ${this.address}: ${(err as Error).message}`);
+      }
+      if (res.status === 307 && res.location && this.settings.followRedirects && hops < 3) {
+        hops++;
+        target = new URL(res.location, target).href;
+        attempt--;
+        continue;
+      }
+      if (retryable(res.status) && attempt < this.settings.maxRetries) {
+        await backoff(attempt);
+        continue;
+      }
+      return res;
+    }
+  }
+
+  private async send(url: string, options: HttpRequestOptions, payload: Buffer | undefined): Promise<RawResponse> {
     const target = new URL(url);
+    const { tls, timeoutMs } = this.settings;
     // node:https (and with it TLS) is loaded only for an https address.
     const request = target.protocol === 'https:' ? (await import('node:https')).request : httpRequest;
     return new Promise((resolve, reject) => {
-      const req = request(target, { ...options, ca: this.tls.ca, rejectUnauthorized: this.tls.rejectUnauthorized }, (res: IncomingMessage) => {
+      const req = request(target, { ...options, ...tls }, (res: IncomingMessage) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), location: res.headers.location }));
         res.on('error', reject);
       });
+      req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs / 1000}s (VAULT_CLIENT_TIMEOUT)`)));
       req.on('error', reject);
       req.end(payload);
     });
   }
+}
+
+/** Vault's client waits 1 to 1.5 s between retries. */
+function backoff(attempt: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.min(1000 * 2 ** attempt, 1500)));
 }

@@ -2,7 +2,7 @@
 // loads the HTTP client and its own code, never the server (fastify, PKCS#11, PGP, the HCL parser):
 // keep the static imports here to these few light modules.
 import type { Command, Io } from './command.js';
-import { flagHelp, parseFlags, UsageError } from './flags.js';
+import { flagHelp, type Parsed, parseFlags, UsageError } from './flags.js';
 
 interface Verb {
   name: string;
@@ -16,6 +16,7 @@ const generic = async () => import('./commands/generic.js');
 const token = (verb: string) => async () => (await import('./commands/token.js')).tokenCommands[verb]!;
 const policy = (verb: string) => async () => (await import('./commands/policy.js')).policyCommands[verb]!;
 const audit = (verb: string) => async () => (await import('./commands/audit.js')).auditCommands[verb]!;
+const auth = async () => import('./commands/auth.js');
 
 const VERBS: Verb[] = [
   { name: 'server', synopsis: 'Run the keyward server (-config=FILE, or -dev for a throwaway development server)', load: async () => (await import('./commands/server.js')).serverCommand },
@@ -49,7 +50,12 @@ const VERBS: Verb[] = [
   { name: 'kv metadata get', synopsis: 'Show a KV v2 secret\'s metadata and versions', load: kv('metadata get') },
   { name: 'kv metadata put', synopsis: 'Set a KV v2 secret\'s -max-versions, -cas-required, -delete-version-after, -custom-metadata', load: kv('metadata put') },
   { name: 'kv metadata delete', synopsis: 'Delete a KV v2 secret with every version and its metadata', load: kv('metadata delete') },
-  { name: 'token create', synopsis: 'Create a token (a child of the current one unless -orphan)', load: token('create') },
+  { name: 'auth enable', synopsis: 'Enable an auth method: keyward auth enable [-path=P] approle | userpass | cert | jwt', load: async () => (await auth()).authEnable },
+  { name: 'auth disable', synopsis: 'Disable the auth method at a path, revoking the tokens it issued', load: async () => (await auth()).authDisable },
+  { name: 'auth list', synopsis: 'List the enabled auth methods (-detailed adds TTLs, token type, options and UUIDs)', load: async () => (await auth()).authList },
+  { name: 'auth tune', synopsis: 'Tune an auth method: -description, -default-lease-ttl, -max-lease-ttl', load: async () => (await auth()).authTune },
+  { name: 'token create', synopsis: 'Create a token (a child of the current one unless -orphan; -role, -period, -field)', load: token('create') },
+  { name: 'token capabilities', synopsis: 'Print what a token (the current one when none is given) may do on a path: keyward token capabilities [TOKEN] PATH', load: token('capabilities') },
   { name: 'token lookup', synopsis: 'Show a token (the current one when none is given; -accessor looks one up by accessor)', load: token('lookup') },
   { name: 'token renew', synopsis: 'Renew a token (the current one when none is given)', load: token('renew') },
   { name: 'token revoke', synopsis: 'Revoke a token and its children (-mode=orphan keeps the children; -self; -accessor)', load: token('revoke') },
@@ -60,7 +66,10 @@ const VERBS: Verb[] = [
   { name: 'audit enable', synopsis: 'Enable an audit device: keyward audit enable file file_path=/var/log/keyward/audit.log [-path=NAME]', load: audit('enable') },
   { name: 'audit disable', synopsis: 'Disable the audit device at a path', load: audit('disable') },
   { name: 'audit list', synopsis: 'List the enabled audit devices', load: audit('list') },
-  { name: 'login', synopsis: 'Authenticate with a token (prompted without echo when not given) and keep it for later commands', load: async () => (await import('./commands/login.js')).loginCommand },
+  { name: 'login', synopsis: 'Authenticate and keep the token for later commands: a token (prompted when not given), or -method=userpass|approle|cert|jwt k=v ...', load: async () => (await import('./commands/login.js')).loginCommand },
+  { name: 'unwrap', synopsis: 'Print the response a wrapping token holds, once: keyward unwrap [TOKEN] (the current token when none is given)', load: async () => (await import('./commands/unwrap.js')).unwrapCommand },
+  { name: 'print token', synopsis: 'Print the token the CLI would send (KEYWARD_TOKEN, VAULT_TOKEN or the one login stored)', load: async () => (await import('./commands/print-token.js')).printTokenCommand },
+  { name: 'path-help', synopsis: 'Print the server\'s help for an API path and the paths below it', load: async () => (await import('./commands/path-help.js')).pathHelpCommand },
 ];
 
 function usage(verbs: readonly Verb[] = VERBS): string {
@@ -115,10 +124,23 @@ export async function main(argv: string[], io: Io): Promise<number> {
     io.out(`Usage: keyward ${verb.name} [flags] [args]\n\n  ${verb.synopsis}\n\nFlags:\n${flagHelp(command.flags)}`);
     return 0;
   }
+  let parsed: Parsed | undefined;
   try {
-    return await command.run(parseFlags(rest, command.flags), io);
+    parsed = parseFlags(rest, command.flags);
+    return await command.run(parsed, io);
   } catch (err) {
     const e = err as Error;
+    // -output-curl-string: the request the command would have sent, in place of its answer.
+    if (e.name === 'CurlOutput') {
+      io.out(e.message);
+      return 0;
+    }
+    // -wrap-ttl: the server kept the answer behind a wrapping token; its details are the output.
+    if (e.name === 'WrappedResponse' && parsed) {
+      const [{ printSecret }, { outputFormat }] = await Promise.all([import('./secret.js'), import('./client.js')]);
+      const body = (e as Error & { body: Record<string, unknown> }).body;
+      return printSecret(io, outputFormat(parsed.flags, io.env), parsed.flags.field as string | undefined, body);
+    }
     const code = exitCodeOf(e);
     if (err instanceof UsageError) io.err(`${e.message}\n\nRun "keyward ${verb.name} -help" for usage.`);
     else if (e.name === 'ApiError') io.err(e.message);

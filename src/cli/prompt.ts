@@ -1,10 +1,16 @@
 import { createInterface } from 'node:readline';
+import { type FlagValues, UsageError } from './flags.js';
 
 /**
  * Reads one line. On a terminal the typed characters are not echoed (for shares);
- * from a pipe it reads the first line of standard input.
+ * from a pipe it reads the first line of standard input. With -non-interactive it asks nothing
+ * and fails, naming what was missing.
  */
-export async function promptHidden(question: string): Promise<string> {
+export async function promptHidden(question: string, flags: FlagValues): Promise<string> {
+  if (flags['non-interactive'] === true) {
+    const what = question.replace(/\s*\(will be hidden\):\s*$/, '');
+    throw new UsageError(`${what} is needed, and -non-interactive forbids asking for it: give it on the command line`);
+  }
   const input = process.stdin;
   if (!input.isTTY) {
     const rl = createInterface({ input });

@@ -82,7 +82,20 @@ function authFields(auth: Body): Array<[string, unknown]> {
   return rows;
 }
 
-/** Vault's table of a response: its lease (or refresh interval), its token, then its data fields sorted. */
+/** The fields of a wrapped response's `wrap_info`, by the names `-field` takes (Vault's). */
+function wrapFields(wrap: Body): Array<[string, unknown]> {
+  const rows: Array<[string, unknown]> = [
+    ['wrapping_token', wrap.token],
+    ['wrapping_accessor', wrap.accessor],
+    ['wrapping_token_ttl', duration(Number(wrap.ttl ?? 0))],
+    ['wrapping_token_creation_time', wrap.creation_time],
+    ['wrapping_token_creation_path', wrap.creation_path],
+  ];
+  if (wrap.wrapped_accessor) rows.push(['wrapped_accessor', wrap.wrapped_accessor]);
+  return rows;
+}
+
+/** Vault's table of a response: its lease (or refresh interval), its token, its wrapping token, then its data fields sorted. */
 export function secretTable(body: Body): string | undefined {
   const rows: Array<[string, unknown]> = [];
   const lease = Number(body.lease_duration ?? 0);
@@ -91,6 +104,8 @@ export function secretTable(body: Body): string | undefined {
     else rows.push(['refresh_interval', duration(lease)]);
   }
   if (body.auth && typeof body.auth === 'object') rows.push(...authFields(body.auth as Body));
+  // Vault's CLI writes these names with a colon ("wrapping_token:"), and so does this table.
+  if (body.wrap_info && typeof body.wrap_info === 'object') rows.push(...wrapFields(body.wrap_info as Body).map(([k, v]): [string, unknown] => [`${k}:`, v]));
   const data = (body.data as Body | null) ?? {};
   for (const k of Object.keys(data).sort()) rows.push([k, data[k]]);
   return rows.length ? table(rows) : undefined;
@@ -104,8 +119,9 @@ export function printWarnings(io: Io, body: Body | undefined): void {
 }
 
 /**
- * `-field=NAME`: that field of the response's data (for a token response, of its auth, by the
- * names the table shows), printed alone and, piped, without a newline. Exit 1 when absent.
+ * `-field=NAME`: that field of the response's data (for a token response, of its auth, and for a
+ * wrapped one, of its wrap_info, by the names the table shows), printed alone and, piped, without
+ * a newline. Exit 1 when absent.
  */
 export function printField(io: Io, format: OutputFormat, body: Body, data: Body | null | undefined, name: string): number {
   let value = data?.[name];
@@ -113,10 +129,27 @@ export function printField(io: Io, format: OutputFormat, body: Body, data: Body 
     const fromAuth = authFields(body.auth as Body).find(([k]) => k === name);
     if (fromAuth) value = fromAuth[1];
   }
+  if (body.wrap_info && typeof body.wrap_info === 'object') {
+    const fromWrap = wrapFields(body.wrap_info as Body).find(([k]) => k === name);
+    if (fromWrap) value = name === 'wrapping_token_ttl' ? (body.wrap_info as Body).ttl : fromWrap[1];
+  }
   if (value === undefined || value === null) {
     io.err(`Field "${name}" not present in secret`);
     return 1;
   }
   io.raw(format === 'table' ? show(value) : formatted(format, value));
+  return 0;
+}
+
+/** A response as `read` prints it: one field, the whole response as JSON or YAML, or Vault's table and warnings. */
+export function printSecret(io: Io, format: OutputFormat, field: string | undefined, body: Body): number {
+  if (field) return printField(io, format, body, body.data as Body | null, field);
+  if (format !== 'table') {
+    io.out(formatted(format, body));
+    return 0;
+  }
+  const rows = secretTable(body);
+  if (rows) io.out(rows);
+  printWarnings(io, body);
   return 0;
 }

@@ -34,7 +34,7 @@ async function resolve(flags: FlagValues, pathArg: string | undefined, io: Io): 
   const client = ApiClient.fromFlags(flags, io.env);
   const mountFlag = (flags.mount as string).replace(/^\/+|\/+$/g, '');
   const full = (mountFlag ? `${mountFlag}/${pathArg}` : pathArg).replace(/^\/+/, '');
-  const { body } = await client.request('GET', `sys/internal/ui/mounts/${full}`);
+  const { body } = await client.request('GET', `sys/internal/ui/mounts/${full}`, undefined, { preflight: true });
   const mount = (body?.data as { path: string; options?: { version?: string } }) ?? { path: '' };
   return { client, format, display: full, version: mount.options?.version === '2' ? '2' : '1', mount: mount.path, rest: full.slice(mount.path.length) };
 }

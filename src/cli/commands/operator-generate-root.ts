@@ -67,7 +67,7 @@ export const operatorGenerateRootCommand: Command = {
     }
     if (args.length > 1) throw new UsageError('give at most one key share');
     const nonce = (flags.nonce as string) || String((await client.request('GET', 'sys/generate-root/attempt')).body?.nonce ?? '');
-    const key = args[0] ?? (await promptHidden('Unseal Key (will be hidden): '));
+    const key = args[0] ?? (await promptHidden('Unseal Key (will be hidden): ', flags));
     if (!key) throw new UsageError('no key share given');
     const { body } = await client.request('PUT', 'sys/generate-root/update', { key, nonce });
     io.out(format !== 'table' ? formatted(format, body) : table(rows(body ?? {})));

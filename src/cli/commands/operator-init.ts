@@ -7,10 +7,16 @@ export const operatorInitCommand: Command = {
     ...CLIENT_FLAGS,
     'key-shares': { kind: 'int', help: 'number of shares to split the root key into', default: 5 },
     'key-threshold': { kind: 'int', help: 'number of shares required to rebuild the root key', default: 3 },
+    status: { kind: 'bool', help: 'only tell whether the server is initialized: exit 0 if it is, 2 if not, 1 on error', default: false },
   },
   async run({ flags }, io) {
     const format = outputFormat(flags, io.env);
     const client = ApiClient.fromFlags(flags, io.env);
+    if (flags.status) {
+      const initialized = (await client.request('GET', 'sys/init')).body?.initialized === true;
+      io.out(initialized ? 'keyward is initialized' : 'keyward is not initialized');
+      return initialized ? 0 : 2;
+    }
     const shares = flags['key-shares'] as number;
     const threshold = flags['key-threshold'] as number;
     const { body } = await client.request('PUT', 'sys/init', { secret_shares: shares, secret_threshold: threshold });

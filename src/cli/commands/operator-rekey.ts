@@ -126,7 +126,7 @@ async function run({ flags, args }: { flags: FlagValues; args: string[] }, io: I
   let nonce = flags.nonce as string;
   const before = (await client.request('GET', path)).body ?? {};
   if (!nonce) nonce = String(before.nonce ?? '');
-  const key = args[0] ?? (await promptHidden(verify ? 'New unseal key (will be hidden): ' : 'Rekey operation unseal key (will be hidden): '));
+  const key = args[0] ?? (await promptHidden(verify ? 'New unseal key (will be hidden): ' : 'Rekey operation unseal key (will be hidden): ', flags));
   if (!key) throw new UsageError('no key share given');
   const { body } = await client.request('PUT', verify ? 'sys/rekey/verify' : 'sys/rekey/update', { key, nonce });
   const result = body ?? {};

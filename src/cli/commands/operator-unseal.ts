@@ -14,7 +14,7 @@ export const operatorUnsealCommand: Command = {
     let body: Record<string, unknown>;
     if (flags.reset) body = { reset: true };
     else {
-      const key = args[0] ?? (await promptHidden('Unseal Key (will be hidden): '));
+      const key = args[0] ?? (await promptHidden('Unseal Key (will be hidden): ', flags));
       if (!key) throw new UsageError('no key share given');
       body = { key };
     }

@@ -1,43 +1,11 @@
 // `keyward secrets enable|disable|list|tune|move`: Vault's secrets-engine verbs over sys/mounts and sys/remount.
 import { ApiClient, CLIENT_FLAGS, outputFormat } from '../client.js';
 import type { Command } from '../command.js';
-import { type FlagSpec, type FlagValues, splitPair, UsageError } from '../flags.js';
-import { columns, duration, formatted } from '../output.js';
+import { UsageError } from '../flags.js';
+import { OPTIONS, onePath, optionsOf, TTL_FLAGS, ttlCell, ttlsOf, withSlash } from '../mount-flags.js';
+import { columns, formatted } from '../output.js';
 
 type Body = Record<string, unknown>;
-
-const OPTIONS: FlagSpec = { kind: 'list', help: 'engine option as key=value (repeatable), e.g. -options=version=2 for kv' };
-
-function withSlash(path: string): string {
-  return path.replace(/\/?$/, '/');
-}
-
-function onePath(args: string[], what: string): string {
-  if (args.length !== 1) throw new UsageError(`give exactly one argument: ${what}`);
-  return args[0]!.replace(/^\/+/, '');
-}
-
-function optionsOf(flags: FlagValues): Record<string, string> {
-  const options: Record<string, string> = {};
-  for (const pair of flags.options as string[]) {
-    const [k, v] = splitPair(pair, '-options ');
-    options[k] = v;
-  }
-  return options;
-}
-
-/** The lease TTLs given as flags, in the request's field names; those not given are left out. */
-function ttlsOf(flags: FlagValues): Body {
-  const ttls: Body = {};
-  if (flags['default-lease-ttl'] !== undefined) ttls.default_lease_ttl = flags['default-lease-ttl'];
-  if (flags['max-lease-ttl'] !== undefined) ttls.max_lease_ttl = flags['max-lease-ttl'];
-  return ttls;
-}
-
-const TTL_FLAGS: Record<string, FlagSpec> = {
-  'default-lease-ttl': { kind: 'string', help: 'default lease TTL, e.g. 1h ("system" for the server\'s)' },
-  'max-lease-ttl': { kind: 'string', help: 'maximum lease TTL, e.g. 24h ("system" for the server\'s)' },
-};
 
 export const secretsEnable: Command = {
   flags: {
@@ -73,11 +41,6 @@ export const secretsDisable: Command = {
     return 0;
   },
 };
-
-/** A mount's TTL as `secrets list -detailed` shows it: "system" when it has none of its own. */
-function ttlCell(seconds: unknown): string {
-  return Number(seconds) > 0 ? duration(Number(seconds)) : 'system';
-}
 
 export const secretsList: Command = {
   flags: { ...CLIENT_FLAGS, detailed: { kind: 'bool', help: 'also show TTLs, options and UUIDs', default: false } },

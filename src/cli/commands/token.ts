@@ -2,6 +2,7 @@ import { ApiClient, CLIENT_FLAGS, outputFormat, type OutputFormat } from '../cli
 import type { Command, Io } from '../command.js';
 import { splitPair, UsageError } from '../flags.js';
 import { formatted, table } from '../output.js';
+import { printSecret } from '../secret.js';
 
 type Body = Record<string, unknown>;
 
@@ -26,31 +27,62 @@ const create: Command = {
     policy: { kind: 'list', help: 'policy for the token (repeat or comma-separate)' },
     ttl: { kind: 'string', help: 'time to live, e.g. 1h', default: '' },
     'explicit-max-ttl': { kind: 'string', help: 'hard limit renewals cannot pass', default: '' },
+    period: { kind: 'string', help: 'make it a periodic token: each renewal gives it this long again, with no maximum', default: '' },
+    role: { kind: 'string', help: 'create it from this token role (auth/token/create/ROLE)', default: '' },
+    type: { kind: 'string', help: 'token type: service or default (batch tokens are refused)', default: '' },
     'use-limit': { kind: 'int', help: 'number of uses (0 = unlimited)', default: 0 },
     renewable: { kind: 'bool', help: 'allow renewal', default: true },
     orphan: { kind: 'bool', help: 'create without a parent (needs sudo)', default: false },
     'no-default-policy': { kind: 'bool', help: 'leave out the default policy', default: false },
     'display-name': { kind: 'string', help: 'name shown in lookups and audit', default: '' },
     metadata: { kind: 'list', help: 'key=value metadata (repeatable)' },
+    field: { kind: 'string', help: 'print only this field (token, token_accessor, ...), piped without a newline', default: '' },
   },
-  async run({ flags }, io) {
+  async run({ flags, args }, io) {
+    if (args.length) throw new UsageError(`unexpected argument "${args[0]}": token create takes flags only`);
     const meta: Record<string, string> = {};
     for (const kv of flags.metadata as string[]) {
       const [key, value] = splitPair(kv, '-metadata ');
       meta[key] = value;
     }
+    const format = outputFormat(flags, io.env);
     const policies = flags.policy as string[];
-    const { body } = await ApiClient.fromFlags(flags, io.env).request('POST', flags.orphan ? 'auth/token/create-orphan' : 'auth/token/create', {
+    const role = (flags.role as string).replace(/^\/+|\/+$/g, '');
+    const path = role ? `auth/token/create/${role}` : flags.orphan ? 'auth/token/create-orphan' : 'auth/token/create';
+    const { body } = await ApiClient.fromFlags(flags, io.env).request('POST', path, {
       policies: policies.length ? policies : undefined,
       ttl: flags.ttl || undefined,
       explicit_max_ttl: flags['explicit-max-ttl'] || undefined,
+      period: flags.period || undefined,
+      type: flags.type || undefined,
+      no_parent: role && flags.orphan ? true : undefined,
       num_uses: flags['use-limit'],
       renewable: flags.renewable,
       no_default_policy: flags['no-default-policy'],
       display_name: flags['display-name'] || undefined,
       meta: Object.keys(meta).length ? meta : undefined,
     });
-    print(io, outputFormat(flags, io.env), body, (b) => authTable((b.auth as Body) ?? {}));
+    return printSecret(io, format, flags.field as string, body ?? {});
+  },
+};
+
+/** `token capabilities [TOKEN] PATH`: what a token (the current one when none is given) may do on a path. */
+const capabilities: Command = {
+  flags: CLIENT_FLAGS,
+  async run({ flags, args }, io) {
+    if (args.length < 1 || args.length > 2) throw new UsageError(`give a path, or a token and a path (expected 1-2 arguments, got ${args.length})`);
+    const [token, path] = args.length === 2 ? [args[0], args[1]!] : [undefined, args[0]!];
+    const format = outputFormat(flags, io.env);
+    const client = ApiClient.fromFlags(flags, io.env);
+    const paths = [path.replace(/^\/+/, '')];
+    const { body } = token ? await client.request('POST', 'sys/capabilities', { token, paths }) : await client.request('POST', 'sys/capabilities-self', { paths });
+    const data = (body?.data as Body | undefined) ?? body ?? {};
+    const found = (data.capabilities ?? data[paths[0]!]) as string[] | undefined;
+    if (!Array.isArray(found)) {
+      io.err('No capabilities found');
+      return 1;
+    }
+    io.out(format === 'table' ? [...found].sort().join(', ') : formatted(format, found));
     return 0;
   },
 };
@@ -106,4 +138,4 @@ const revoke: Command = {
   },
 };
 
-export const tokenCommands: Record<string, Command> = { create, lookup, renew, revoke };
+export const tokenCommands: Record<string, Command> = { create, lookup, renew, revoke, capabilities };
