@@ -166,7 +166,7 @@ describe('names are acted on only in the spelling the ACL checked', () => {
       const got = outcome(res.status, spelling, canonical);
       expect(`${JSON.stringify(spelling)} as ${segment} → ${got}`, JSON.stringify(res.body)).toBe(`${JSON.stringify(spelling)} as ${segment} → ${want}`);
     }
-    expect(Object.keys((await call(base, 'GET', 'sys/mounts', { token: root })).body.data).sort()).toEqual(['guarded/', 'secret/']);
+    expect(Object.keys((await call(base, 'GET', 'sys/mounts', { token: root })).body.data).sort()).toEqual(['cubbyhole/', 'guarded/', 'secret/']);
     expect((await call(base, 'GET', 'secret/topsecret', { token: root })).body.data).toEqual({ v: 'crown jewels' });
   });
 

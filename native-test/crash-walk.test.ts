@@ -29,6 +29,7 @@ const INIT_COMMIT_WRITES = [
   expect.stringMatching(/^rename sys\/token\/id\/[0-9a-f]{64}$/),
   expect.stringMatching(/^rename sys\/token\/accessor\/\w+$/),
   'rename core/mounts',
+  'rename core/auth',
 ];
 const INIT_CONFIRM_WRITES = ['journal', 'rename core/seal-config', 'delete core/init-pending'];
 const INIT_WRITES = [...INIT_COMMIT_WRITES, ...INIT_CONFIRM_WRITES];
@@ -47,7 +48,7 @@ async function readStored<T>(storage: string, read: (stored: FileBackend) => Pro
 /** Every entry init stores is there, and the seal config is whole with the counts asked for. */
 async function expectWholeInitState(storage: string, where: string): Promise<void> {
   await readStored(storage, async (stored) => {
-    expect(await stored.list('core/'), where).toEqual(['cluster', 'keyring', 'mounts', 'root-key', 'seal-config']);
+    expect(await stored.list('core/'), where).toEqual(['auth', 'cluster', 'keyring', 'mounts', 'root-key', 'seal-config']);
     expect(JSON.parse((await stored.get('core/seal-config'))!.toString('utf8')), where).toEqual({ type: 'shamir', secret_shares: 3, secret_threshold: 2 });
     expect(await stored.get('core/init-pending'), where).toBeUndefined();
     expect(await stored.get('sys/token/salt'), where).toBeDefined();
@@ -231,7 +232,7 @@ describe('crash consistency: kill -9 at every storage write of init, unseal, KV 
       },
     );
     // Its entries: the job record (started, then done) around one compare-and-swap per value under term 1, then the fence.
-    const values = ['core/cluster', 'core/mounts', 'core/root-key', `${base.kv1}/app`, ...[0, 1, 2].map((i) => `${base.kv1}/r${i}`)];
+    const values = ['core/auth', 'core/cluster', 'core/mounts', 'core/root-key', `${base.kv1}/app`, ...[0, 1, 2].map((i) => `${base.kv1}/r${i}`)];
     values.push(`${base.kv2}/metadata/app`, `${base.kv2}/versions/app/1`, ...base.rootTokenKeys, 'sys/token/salt');
     const renames = ['core/rewrap', ...values.sort(), 'core/rewrap', `${base.kv1}/fence`].map((key) => `rename ${key}`);
     expect(result.writes.filter((w) => w !== 'journal'), 'the entries the completed run wrote').toEqual(renames);

@@ -44,7 +44,7 @@ describe('security review: list, mount disclosure, caching, JSON depth, unsuppor
     const defaultOnly = await tokenWith('path "nothing" {\n  capabilities = ["read"]\n}\n');
     const routes = getRoutes(kw);
     expect(routes).toEqual(expect.arrayContaining(['sys/mounts', 'sys/policy/default', 'sys/policies/acl', 'auth/token/accessors']));
-    const listing = new Set(['sys/policies/acl', 'auth/token/accessors', 'secret']);
+    const listing = new Set(['sys/policies/acl', 'auth/token/accessors', 'auth/token/roles', 'auth/secret', 'cubbyhole', 'secret']);
     await fc.assert(
       fc.asyncProperty(fc.constantFrom(...routes), fc.constantFrom('?list=true', '?list=1', ''), async (route, query) => {
         const res = await call(base, 'GET', `${route}${query}`, { token: listOnly });
@@ -125,10 +125,11 @@ describe('security review: list, mount disclosure, caching, JSON depth, unsuppor
     }
   });
 
-  it('refuses X-Vault-Wrap-TTL and a namespace other than root rather than ignore them', async () => {
+  it('wraps a reply X-Vault-Wrap-TTL asks to wrap and refuses a namespace other than root, rather than ignore either', async () => {
     const wrapped = await call(base, 'GET', 'secret/a', { token: root, headers: { 'X-Vault-Wrap-TTL': '60s' } });
-    expect(wrapped.status).toBe(400);
-    expect(wrapped.body.errors[0]).toMatch(/response wrapping/);
+    expect(wrapped.status).toBe(200);
+    expect(wrapped.body.data).toBeNull();
+    expect(wrapped.body.wrap_info).toMatchObject({ ttl: 60, creation_path: 'secret/a' });
     expect(JSON.stringify(wrapped.body)).not.toContain('"v"');
     const namespaced = await call(base, 'GET', 'secret/a', { token: root, headers: { 'X-Vault-Namespace': 'team-a' } });
     expect(namespaced.status).toBe(400);
