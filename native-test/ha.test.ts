@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
 import { rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -151,6 +152,50 @@ describe('HA: three nodes on PostgreSQL', () => {
     const read = await call(standbys[1]!.url, 'GET', 'transit/keys/app', { token: root });
     expect(read.body.data.latest_version).toBe(2);
     expect(read.node).toBe(standbys[1]!.id);
+  });
+
+  it("judges a forwarded request by its client's address, which the standby vouches for, and refuses a claimed one", async () => {
+    cluster = await startTestCluster({ pgUrl: inject('pgUrl'), size: 2, lockTtl: '3s' });
+    const c = cluster;
+    const { root } = await initCluster(c);
+    const active = c.nodes[await activeNode(c)]!;
+    const standby = c.nodes.find((n) => n !== active)!;
+    // Every 127/8 address is this machine's: the client speaks from 127.0.0.2, the standby from 127.0.0.1.
+    const send = (base: string, method: string, path: string, opts: { token?: string; body?: unknown } = {}) =>
+      new Promise<Reply>((resolve, reject) => {
+        const headers: Record<string, string> = { 'content-type': 'application/json' };
+        if (opts.token) headers['x-vault-token'] = opts.token;
+        const req = httpRequest(`${base}/v1/${path}`, { method, headers, localAddress: '127.0.0.2' }, (res) => {
+          let text = '';
+          res.setEncoding('utf8').on('data', (d: string) => (text += d));
+          res.on('end', () => resolve({ status: res.statusCode!, body: text ? JSON.parse(text) : undefined, node: res.headers['x-keyward-node'] as string }));
+        });
+        req.on('error', reject).end(opts.body === undefined ? undefined : JSON.stringify(opts.body));
+      });
+    expect((await call(active.url, 'POST', 'sys/auth/userpass', { token: root, body: { type: 'userpass' } })).status).toBe(204);
+    await call(active.url, 'POST', 'auth/userpass/users/near', { token: root, body: { password: 'pw-near', token_policies: 'root-writer', token_bound_cidrs: '127.0.0.2/32' } });
+    await call(active.url, 'PUT', 'sys/policy/root-writer', { token: root, body: { policy: 'path "secret/*" { capabilities = ["create", "update", "read"] }' } });
+    // The login and the write go through the standby to the active node, which sees the standby's connection.
+    const login = await send(standby.url, 'POST', 'auth/userpass/login/near', { body: { password: 'pw-near' } });
+    expect(login.status, JSON.stringify(login.body)).toBe(200);
+    expect(login.node).toBe(active.id);
+    const token = login.body.auth.client_token as string;
+    const write = await send(standby.url, 'PUT', 'secret/near', { token, body: { v: 1 } });
+    expect(write.status, JSON.stringify(write.body)).toBe(204);
+    expect(write.node).toBe(active.id);
+    // From the standby's own address (127.0.0.1), the bound token and the login are refused.
+    expect((await call(standby.url, 'PUT', 'secret/near', { token, body: { v: 2 } })).status).toBe(403);
+    expect((await call(standby.url, 'POST', 'auth/userpass/login/near', { body: { password: 'pw-near' } })).status).toBe(403);
+    // A client cannot claim an address: a forwarded-client header without the cluster's MAC is refused.
+    const claimed = Buffer.from(JSON.stringify({ address: '127.0.0.2', certificates: [], at: Date.now() })).toString('base64');
+    const forged = await call(active.url, 'PUT', 'secret/near', {
+      token,
+      body: { v: 3 },
+      headers: { 'x-keyward-forwarded-client': claimed, 'x-keyward-forwarded-client-mac': '0'.repeat(64) },
+    });
+    expect(forged.status).toBe(403);
+    expect(forged.body.errors[0]).toMatch(/does not verify/);
+    expect((await call(active.url, 'GET', 'secret/near', { token: root })).body.data).toEqual({ v: 1 });
   });
 
   it('answers 307 to the active node when standbys are set to redirect', async () => {

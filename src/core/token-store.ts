@@ -442,6 +442,14 @@ export class TokenStore {
     }
   }
 
+  /**
+   * A key for another purpose, derived from the install's secret salt (HMAC-SHA256 with the
+   * purpose as label), so every node of a cluster holds it once unsealed and nothing new is stored.
+   */
+  async derivedKey(purpose: string): Promise<Buffer> {
+    return createHmac('sha256', await this.loadSalt()).update(`keyward ${purpose}`).digest();
+  }
+
   private async loadSalt(): Promise<Buffer> {
     if (!this.salt) {
       const salt = await this.barrier.get(SALT_PATH);

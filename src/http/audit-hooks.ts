@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AuditFailedError } from '../core/audit.js';
 import type { Core } from '../core/core.js';
 import { apiPath, clientToken, listRequested } from './auth.js';
+import { clientAddress } from './forwarded-client.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -24,7 +25,7 @@ function requestLine(core: Core, req: FastifyRequest): Record<string, unknown> {
     request_id: req.id,
     path: apiPath(req),
     operation: operation(req),
-    remote_address: req.ip,
+    remote_address: clientAddress(req),
     client_token: token ? core.audit.hashed(token) : '',
     data: req.body === undefined ? null : core.audit.hashed(req.body),
   };
@@ -75,7 +76,7 @@ export function registerAudit(app: FastifyInstance, core: Core): void {
         type: 'response',
         time: new Date().toISOString(),
         auth: authLine(req),
-        request: { request_id: req.id, path: apiPath(req), operation: operation(req), remote_address: req.ip },
+        request: { request_id: req.id, path: apiPath(req), operation: operation(req), remote_address: clientAddress(req) },
         response: { status: reply.statusCode, data: core.audit.hashed(data) },
       });
     } catch (err) {

@@ -3,6 +3,7 @@ import { SealedError } from '../barrier/errors.js';
 import type { Core } from '../core/core.js';
 import type { Capability } from '../core/policy.js';
 import type { TokenEntry } from '../core/token-store.js';
+import { clientAddress } from './forwarded-client.js';
 
 /**
  * How a route is guarded: `public` routes answer sealed and without a token (init, unseal,
@@ -126,7 +127,7 @@ async function authorizeToken(core: Core, req: FastifyRequest, access: RouteAcce
   req.clientToken = token;
   if (access === 'any-token') {
     req.tokenEntry = await core.tokens.lookup(token);
-    core.tokens.checkAddress(req.tokenEntry, req.ip);
+    core.tokens.checkAddress(req.tokenEntry, clientAddress(req));
     await core.tokens.use(req.tokenEntry);
     return;
   }
@@ -137,6 +138,6 @@ async function authorizeToken(core: Core, req: FastifyRequest, access: RouteAcce
       const capability = await capabilityFor(core, req, raw);
       return { capability, path: capability === 'list' && !raw.endsWith('/') ? `${raw}/` : raw, sudo: SUDO_PATHS.some((re) => re.test(raw)) };
     },
-    req.ip,
+    clientAddress(req),
   );
 }

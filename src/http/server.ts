@@ -7,6 +7,7 @@ import { registerAudit } from './audit-hooks.js';
 import { apiPath, guard } from './auth.js';
 import { ClientRateLimiter } from './rate-limit.js';
 import { HttpError, toErrorReply } from './errors.js';
+import { acceptForwardedClient, claimsForwardedClient, clientAddress } from './forwarded-client.js';
 import { parseJsonBody } from './json-body.js';
 import { acceptListMethod, continueWithListMethod } from './list-method.js';
 import { registerPathHelp } from './path-help.js';
@@ -154,19 +155,26 @@ export function buildHttpServer(core: Core, opts: HttpOptions): FastifyInstance 
     // The wrap TTL is read first: a request that asks for wrapping goes to the active node.
     const unsupported = unsupportedHeaderError(req) ?? readWrapTtl(core, req);
     if (unsupported) return done(unsupported);
+    // A request a standby forwarded is judged by its client's address and certificate, which the
+    // standby vouches for. A sealed node serves only public routes, where neither matters.
+    if (claimsForwardedClient(req) && !core.sealed) return void acceptForwardedClient(core, req).then(() => admit(req, reply, done), done);
+    admit(req, reply, done);
+  });
+  const admit = (req: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void => {
     if (standby.takes(req)) return void standby.sendToActive(req, reply).catch(done);
     if (req.is404) return done();
     if (req.routeOptions.config.quorum) {
-      const wait = limiter.take(req.ip);
+      const client = clientAddress(req);
+      const wait = limiter.take(client);
       if (wait > 0) {
         reply.header('Retry-After', String(wait));
-        return done(new HttpError(429, `too many requests from ${req.ip} to key-share endpoints; retry in ${wait}s`));
+        return done(new HttpError(429, `too many requests from ${client} to key-share endpoints; retry in ${wait}s`));
       }
     }
     const pending = authorize(req);
     if (pending) pending.then(() => done(), done);
     else done();
-  });
+  };
 
   // Wrapping comes first among the onSend hooks, so the audit records what is sent.
   registerResponseWrapping(app, core);

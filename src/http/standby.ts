@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { request } from 'undici';
 import type { Core } from '../core/core.js';
 import { HttpError } from './errors.js';
+import { clientAddress, forwardedClientHeaders } from './forwarded-client.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -73,7 +74,8 @@ export class StandbyRouter {
     const headers: Record<string, string | string[]> = {};
     for (const [name, value] of Object.entries(req.headers)) if (value !== undefined && !HOP_BY_HOP.has(name)) headers[name] = value;
     headers[FORWARDED_BY] = this.core.nodeId;
-    headers['x-forwarded-for'] = req.ip;
+    headers['x-forwarded-for'] = clientAddress(req);
+    Object.assign(headers, await forwardedClientHeaders(this.core, req));
     const hasBody = req.method !== 'GET' && req.method !== 'HEAD' && (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined);
     let res;
     try {

@@ -1,18 +1,16 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import type { TLSSocket } from 'node:tls';
 import type { AuthRequest } from '../../auth/method.js';
 import type { Core } from '../../core/core.js';
 import { PermissionDeniedError } from '../../core/errors.js';
 import { envelope } from '../envelope.js';
+import { clientAddress, clientCertificate } from '../forwarded-client.js';
 import { HttpError } from '../errors.js';
 import { authBlock } from './auth-token.js';
 import { type LogicalRequest, operationOf } from './logical.js';
 
-/** Who sent a request: its address (for CIDR bounds) and, on a TLS connection, the client certificate it presented. */
+/** Who sent a request: its address (for CIDR bounds) and the TLS client certificate it presented, if any. */
 function connectionOf(req: LogicalRequest): AuthRequest['connection'] {
-  const socket = req.raw.socket as TLSSocket;
-  const cert = socket.encrypted ? socket.getPeerCertificate?.(true) : undefined;
-  return { remoteAddress: req.ip, peerCertificate: cert && Object.keys(cert).length > 0 ? cert : undefined };
+  return { remoteAddress: clientAddress(req), peerCertificate: clientCertificate(req) };
 }
 
 /**

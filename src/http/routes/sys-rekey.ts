@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Core } from '../../core/core.js';
 import { shareBody } from '../schemas.js';
 import { clientToken } from '../auth.js';
+import { clientAddress } from '../forwarded-client.js';
 import { envelope } from '../envelope.js';
 
 const initBody = {
@@ -65,7 +66,7 @@ export async function rekeyRoutes(app: FastifyInstance, opts: { core: Core }): P
       // Discarding a rekey that awaits completion can leave holders of only the new shares out:
       // unlike a cancel, it takes a token with sudo.
       if (await rekey.pendingRecord()) {
-        await core.authorize(clientToken(req), async () => ({ capability: 'delete', path: 'sys/rekey/init', sudo: true }), req.ip);
+        await core.authorize(clientToken(req), async () => ({ capability: 'delete', path: 'sys/rekey/init', sudo: true }), clientAddress(req));
         await rekey.discardPending();
       }
     });

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Core } from '../../core/core.js';
 import { InvalidRequestError } from '../../core/errors.js';
 import { clientToken } from '../auth.js';
+import { clientAddress } from '../forwarded-client.js';
 import { envelope } from '../envelope.js';
 
 type Body = Record<string, unknown>;
@@ -35,7 +36,7 @@ export async function wrappingRoutes(app: FastifyInstance, opts: { core: Core })
   /** Authorizes the caller (the wrapping token itself, or another token) for update on `path`, as the guard does for other routes. */
   const authorizeCaller = async (req: FastifyRequest, path: string) => {
     req.clientToken = clientToken(req);
-    req.tokenEntry = await core.authorize(req.clientToken, async () => ({ capability: 'update', path, sudo: false }), req.ip);
+    req.tokenEntry = await core.authorize(req.clientToken, async () => ({ capability: 'update', path, sudo: false }), clientAddress(req));
   };
 
   app.post('/v1/sys/wrapping/wrap', async (req) => {
