@@ -8,6 +8,7 @@ import { jsonBuffer } from '../engines/engine.js';
 import { KeyedMutex, Mutex } from '../locks/mutex.js';
 import { cidrContains, cidrWithin, parseCidrList } from './cidr.js';
 import { type AuthMethod, type AuthMethodDeps, type AuthRequest, type AuthResponse, warnIgnoredFields } from './method.js';
+import { entryExists, entryName, listEntryNames } from './named-entries.js';
 import { loginAuthOf, parseCount, parseTokenFields, TOKEN_FIELD_NAMES, type TokenFields, tokenFieldsData } from './token-fields.js';
 
 /** Vault's role names (framework.GenericNameRegex): word characters, '-' and '.', starting and ending with a word character. */
@@ -100,10 +101,8 @@ export class AppRoleMethod implements AuthMethod {
   }
 
   async exists(path: string): Promise<boolean> {
-    const m = /^role\/([^/]+)$/.exec(path);
-    if (!m) return true;
-    const name = m[1]!.toLowerCase();
-    return ROLE_NAME.test(name) && (await this.view.exists(`role/${name}`));
+    const name = entryName(path, 'role');
+    return name === undefined || entryExists(this.view, 'role', name.toLowerCase(), ROLE_NAME);
   }
 
   async handle(req: AuthRequest): Promise<AuthResponse | undefined> {
@@ -121,9 +120,7 @@ export class AppRoleMethod implements AuthMethod {
     if (area !== 'role' || rest.length) throw new NotFoundError(`no handler for route "${req.path}" in an approle mount`);
     if (name === undefined) {
       if (req.operation !== 'list') throw new InvalidRequestError('list roles with LIST (or GET ?list=true) on role/');
-      const keys = (await this.view.list('role/')).filter((k) => !k.endsWith('/'));
-      if (keys.length === 0) throw new NotFoundError('');
-      return { data: { keys } };
+      return listEntryNames(this.view, 'role');
     }
     const role = roleName(name);
     switch (sub === undefined ? action : `${action}/${sub}`) {

@@ -1,22 +1,23 @@
 import type { X509Certificate } from 'node:crypto';
 import type { BarrierView } from '../barrier/view.js';
 import { InvalidRequestError, NotFoundError, PermissionDeniedError } from '../core/errors.js';
-import { optionalBool } from '../core/fields.js';
+import { optionalBool, parseStringList } from '../core/fields.js';
 import { jsonBuffer } from '../engines/engine.js';
 import {
   allowsClientAuth,
   type CertificateNames,
   chainsTo,
   decimalSerial,
-  globMatch,
   keyIdentifiers,
   namesOf,
   parseCertificates,
   presentedChain,
   validAt,
 } from './cert-chain.js';
+import { globMatch } from './glob.js';
 import { cidrContains } from './cidr.js';
-import { type AuthMethod, type AuthMethodDeps, type AuthRequest, type AuthResponse, warnIgnoredFields } from './method.js';
+import { type AuthMethod, type AuthMethodDeps, type AuthRequest, type AuthResponse, refuseUnserved, warnIgnoredFields } from './method.js';
+import { entryExists, entryName, listEntryNames, readEntry } from './named-entries.js';
 import { loginAuthOf, parseTokenFields, TOKEN_FIELD_NAMES, tokenFieldsData, type TokenFields } from './token-fields.js';
 
 /** Vault's answer to any login that does not verify; the same whichever check failed, so it tells a prober nothing. */
@@ -77,8 +78,8 @@ export class CertMethod implements AuthMethod {
   }
 
   async exists(path: string): Promise<boolean> {
-    const name = /^certs\/([^/]+)$/.exec(path)?.[1];
-    if (name) return CERT_NAME.test(name) && (await this.view.exists(`certs/${name}`));
+    const name = entryName(path, 'certs');
+    if (name) return entryExists(this.view, 'certs', name, CERT_NAME);
     return path === 'config' && (await this.view.exists('config'));
   }
 
@@ -87,12 +88,8 @@ export class CertMethod implements AuthMethod {
     if (path === 'login' && operation === 'update') return this.login(req);
     if (path === 'config' && operation === 'read') return { data: configData(await this.config()) };
     if (path === 'config' && operation === 'update') return this.writeConfig(req.data);
-    if ((path === 'certs' || path === 'certs/') && operation === 'list') {
-      const keys = await this.view.list('certs/');
-      if (keys.length === 0) throw new NotFoundError('');
-      return { data: { keys } };
-    }
-    const name = /^certs\/([^/]+)$/.exec(path)?.[1];
+    if ((path === 'certs' || path === 'certs/') && operation === 'list') return listEntryNames(this.view, 'certs');
+    const name = entryName(path, 'certs');
     if (name !== undefined) {
       if (operation === 'read') return { data: entryData(await this.entry(name)) };
       if (operation === 'update') return this.writeEntry(certName(name), req.data);
@@ -104,10 +101,7 @@ export class CertMethod implements AuthMethod {
     if (path === 'crls' || path.startsWith('crls/')) {
       throw new InvalidRequestError('certificate revocation lists (crls/) are not offered: to stop trusting certificates, delete or replace their certs/ entry');
     }
-    if (['login', 'config', 'certs', 'certs/'].includes(path) || name !== undefined) {
-      throw new InvalidRequestError(`unsupported operation: ${operation} on "${path}"`);
-    }
-    throw new NotFoundError('unsupported path');
+    return refuseUnserved(operation, path, ['login', 'config', 'certs', 'certs/'].includes(path) || name !== undefined);
   }
 
   private async config(): Promise<CertConfig> {
@@ -127,7 +121,7 @@ export class CertMethod implements AuthMethod {
   }
 
   private async entry(name: string): Promise<CertEntry> {
-    const entry = CERT_NAME.test(name) ? await this.view.getJson<CertEntry>(`certs/${name}`) : undefined;
+    const entry = await readEntry<CertEntry>(this.view, 'certs', name, CERT_NAME);
     if (!entry) throw new NotFoundError('');
     return entry;
   }
@@ -142,7 +136,7 @@ export class CertMethod implements AuthMethod {
       throw new InvalidRequestError('certificate is required: the PEM of the CA certificate(s) to trust, or of the one client certificate to accept');
     }
     checkCertificate(certificate);
-    const list = (field: string, current: string[] | undefined) => (hasField(body, field) ? stringList(body[field], field) : (current ?? []));
+    const list = (field: string, current: string[] | undefined) => (hasField(body, field) ? parseStringList(body[field], field) : (current ?? []));
     const displayName = body.display_name ?? existing?.displayName ?? '';
     if (typeof displayName !== 'string') throw new InvalidRequestError('display_name must be a string');
     const entry: CertEntry = {
@@ -172,7 +166,7 @@ export class CertMethod implements AuthMethod {
     const leafNames = namesOf(leaf);
     let matched: [string, CertEntry] | undefined;
     for (const name of names) {
-      const entry = CERT_NAME.test(name) ? await this.view.getJson<CertEntry>(`certs/${name}`) : undefined;
+      const entry = await readEntry<CertEntry>(this.view, 'certs', name, CERT_NAME);
       if (entry && trusts(entry, leaf, intermediates, now) && meetsConstraints(entry, leafNames)) {
         matched = [name, entry];
         break;
@@ -293,15 +287,6 @@ function hasField(body: Record<string, unknown>, field: string): boolean {
 /** Whether a field carries a value (not absent, null, false, 0, "" or []): what Vault's clients send for "unset". */
 function hasValue(v: unknown): boolean {
   return !(v === undefined || v === null || v === false || v === 'false' || v === 0 || v === '' || (Array.isArray(v) && v.length === 0));
-}
-
-/** A list of patterns as Vault's clients send it: an array, or one comma-separated string. */
-function stringList(v: unknown, field: string): string[] {
-  const items = typeof v === 'string' ? v.split(',') : Array.isArray(v) ? v : undefined;
-  if (!items || items.some((item) => typeof item !== 'string')) {
-    throw new InvalidRequestError(`${field} must be a list of strings (an array or a comma-separated string)`);
-  }
-  return (items as string[]).map((item) => item.trim()).filter((item) => item !== '');
 }
 
 function wholeNumber(v: unknown, field: string, min: number): number {

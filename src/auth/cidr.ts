@@ -1,5 +1,6 @@
 import { BlockList, isIP, isIPv4 } from 'node:net';
 import { InvalidRequestError } from '../core/errors.js';
+import { listFieldEntries } from '../core/fields.js';
 
 /** How many CIDR blocks one field takes: enough for any real allow-list, bounded so a request cannot make every check slow. */
 const MAX_CIDRS = 256;
@@ -11,15 +12,8 @@ const MAX_CIDRS = 256;
  */
 export function parseCidrList(v: unknown, field: string): string[] {
   if (v === undefined || v === null) return [];
-  let items: unknown[];
-  if (typeof v === 'string') items = v.split(',');
-  else if (Array.isArray(v)) items = v;
-  else throw new InvalidRequestError(`${field} must be a list of CIDR blocks (an array or a comma-separated string)`);
   const out: string[] = [];
-  for (const item of items) {
-    if (typeof item !== 'string') throw new InvalidRequestError(`${field} must contain only strings`);
-    const text = item.trim();
-    if (text === '') continue;
+  for (const text of listFieldEntries(v, field, 'CIDR blocks')) {
     const cidr = parseCidr(text, field);
     if (!out.includes(cidr)) out.push(cidr);
   }

@@ -1,11 +1,13 @@
 import type { BarrierView } from '../barrier/view.js';
 import { InvalidRequestError, NotFoundError, PermissionDeniedError } from '../core/errors.js';
-import { optionalBool } from '../core/fields.js';
+import { isUnset, optionalBool, parseStringList } from '../core/fields.js';
 import { parseDuration } from '../core/rotation.js';
 import { jsonBuffer } from '../engines/engine.js';
 import { cidrContains } from './cidr.js';
+import { globMatch } from './glob.js';
 import { type JwtKeySource, JwtKeys, SUPPORTED_ALGORITHMS, verifyJwt } from './jwt-verify.js';
-import { type AuthMethod, type AuthMethodDeps, type AuthRequest, type AuthResponse, warnIgnoredFields } from './method.js';
+import { type AuthMethod, type AuthMethodDeps, type AuthRequest, type AuthResponse, refuseUnserved, warnIgnoredFields } from './method.js';
+import { entryExists, entryName, listEntryNames, readEntry } from './named-entries.js';
 import { loginAuthOf, parseTokenFields, TOKEN_FIELD_NAMES, tokenFieldsData, type TokenFields } from './token-fields.js';
 
 /** Vault's GenericNameRegex: role names are kept exactly as given (case included). */
@@ -97,8 +99,8 @@ export class JwtMethod implements AuthMethod {
   }
 
   async exists(path: string): Promise<boolean> {
-    const name = /^role\/([^/]+)$/.exec(path)?.[1];
-    if (name) return ROLE_NAME.test(name) && (await this.view.exists(`role/${name}`));
+    const name = entryName(path, 'role');
+    if (name) return entryExists(this.view, 'role', name, ROLE_NAME);
     return path === 'config' && (await this.view.exists('config'));
   }
 
@@ -111,15 +113,11 @@ export class JwtMethod implements AuthMethod {
       return { data: configData(config) };
     }
     if (path === 'config' && operation === 'update') return this.writeConfig(req.data);
-    if ((path === 'role' || path === 'role/') && operation === 'list') {
-      const keys = await this.view.list('role/');
-      if (keys.length === 0) throw new NotFoundError('');
-      return { data: { keys } };
-    }
-    const name = /^role\/([^/]+)$/.exec(path)?.[1];
+    if ((path === 'role' || path === 'role/') && operation === 'list') return listEntryNames(this.view, 'role');
+    const name = entryName(path, 'role');
     if (name !== undefined) {
       if (operation === 'read') {
-        const role = ROLE_NAME.test(name) ? await this.view.getJson<JwtRole>(`role/${name}`) : undefined;
+        const role = await readEntry<JwtRole>(this.view, 'role', name, ROLE_NAME);
         if (!role) throw new NotFoundError('');
         return { data: roleData(role) };
       }
@@ -130,26 +128,23 @@ export class JwtMethod implements AuthMethod {
       }
     }
     if (path.startsWith('oidc/')) throw new InvalidRequestError(NO_OIDC);
-    if (['login', 'config', 'role', 'role/'].includes(path) || name !== undefined) {
-      throw new InvalidRequestError(`unsupported operation: ${operation} on "${path}"`);
-    }
-    throw new NotFoundError('unsupported path');
+    return refuseUnserved(operation, path, ['login', 'config', 'role', 'role/'].includes(path) || name !== undefined);
   }
 
   private async writeConfig(body: Record<string, unknown>): Promise<AuthResponse | undefined> {
     for (const [field, value] of Object.entries(body)) {
-      if ((field.startsWith('oidc_') || field === 'provider_config') && hasValue(value)) throw new InvalidRequestError(NO_OIDC);
+      if ((field.startsWith('oidc_') || field === 'provider_config') && !isUnset(value)) throw new InvalidRequestError(NO_OIDC);
     }
-    if (hasValue(body.jwks_pairs)) throw new InvalidRequestError('jwks_pairs is not offered: configure one jwks_url (with jwks_ca_pem if needed)');
-    if (hasValue(body.unsupported_critical_cert_extensions)) {
+    if (!isUnset(body.jwks_pairs)) throw new InvalidRequestError('jwks_pairs is not offered: configure one jwks_url (with jwks_ca_pem if needed)');
+    if (!isUnset(body.unsupported_critical_cert_extensions)) {
       throw new InvalidRequestError('unsupported_critical_cert_extensions is not offered: keys are taken from the JWKS entries themselves, never from x5c certificates');
     }
     const config: JwtConfig = {
-      jwtValidationPubkeys: hasValue(body.jwt_validation_pubkeys) ? stringList(body.jwt_validation_pubkeys, 'jwt_validation_pubkeys') : [],
+      jwtValidationPubkeys: isUnset(body.jwt_validation_pubkeys) ? [] : parseStringList(body.jwt_validation_pubkeys, 'jwt_validation_pubkeys'),
       jwksUrl: optionalString(body.jwks_url, 'jwks_url'),
       jwksCaPem: optionalString(body.jwks_ca_pem, 'jwks_ca_pem'),
       boundIssuer: optionalString(body.bound_issuer, 'bound_issuer'),
-      jwtSupportedAlgs: hasValue(body.jwt_supported_algs) ? stringList(body.jwt_supported_algs, 'jwt_supported_algs') : [],
+      jwtSupportedAlgs: isUnset(body.jwt_supported_algs) ? [] : parseStringList(body.jwt_supported_algs, 'jwt_supported_algs'),
       defaultRole: optionalString(body.default_role, 'default_role'),
     };
     const unknownAlg = config.jwtSupportedAlgs.find((alg) => !SUPPORTED_ALGORITHMS.includes(alg));
@@ -179,7 +174,7 @@ export class JwtMethod implements AuthMethod {
     const old = await this.view.getJson<JwtRole>(`role/${name}`);
     const given = (field: string) => body[field] !== undefined && body[field] !== null;
     const role: JwtRole = {
-      boundAudiences: given('bound_audiences') ? stringList(body.bound_audiences, 'bound_audiences') : (old?.boundAudiences ?? []),
+      boundAudiences: given('bound_audiences') ? parseStringList(body.bound_audiences, 'bound_audiences') : (old?.boundAudiences ?? []),
       boundSubject: given('bound_subject') ? optionalString(body.bound_subject, 'bound_subject') : (old?.boundSubject ?? ''),
       boundClaimsType: given('bound_claims_type') ? claimsType(body.bound_claims_type) : (old?.boundClaimsType ?? 'string'),
       boundClaims: old?.boundClaims ?? {},
@@ -190,8 +185,8 @@ export class JwtMethod implements AuthMethod {
       clockSkewLeeway: given('clock_skew_leeway') ? leeway(body.clock_skew_leeway, 'clock_skew_leeway') : (old?.clockSkewLeeway ?? DEFAULT_CLOCK_SKEW_LEEWAY),
       expirationLeeway: given('expiration_leeway') ? leeway(body.expiration_leeway, 'expiration_leeway') : (old?.expirationLeeway ?? DEFAULT_CLAIM_LEEWAY),
       notBeforeLeeway: given('not_before_leeway') ? leeway(body.not_before_leeway, 'not_before_leeway') : (old?.notBeforeLeeway ?? DEFAULT_CLAIM_LEEWAY),
-      allowedRedirectUris: given('allowed_redirect_uris') ? stringList(body.allowed_redirect_uris, 'allowed_redirect_uris') : (old?.allowedRedirectUris ?? []),
-      oidcScopes: given('oidc_scopes') ? stringList(body.oidc_scopes, 'oidc_scopes') : (old?.oidcScopes ?? []),
+      allowedRedirectUris: given('allowed_redirect_uris') ? parseStringList(body.allowed_redirect_uris, 'allowed_redirect_uris') : (old?.allowedRedirectUris ?? []),
+      oidcScopes: given('oidc_scopes') ? parseStringList(body.oidc_scopes, 'oidc_scopes') : (old?.oidcScopes ?? []),
       verboseOidcLogging: optionalBool(body.verbose_oidc_logging, 'verbose_oidc_logging') ?? old?.verboseOidcLogging ?? false,
       maxAge: given('max_age') ? parseDuration(body.max_age, 'max_age') : (old?.maxAge ?? 0),
       token: parseTokenFields(body, old?.token, ['policies', 'ttl', 'max_ttl', 'period', 'bound_cidrs']),
@@ -213,7 +208,7 @@ export class JwtMethod implements AuthMethod {
     if (typeof requested !== 'string') throw new InvalidRequestError('role must be a string');
     const name = requested || config.defaultRole;
     if (!name) throw new InvalidRequestError('missing role');
-    const role = ROLE_NAME.test(name) ? await this.view.getJson<JwtRole>(`role/${name}`) : undefined;
+    const role = await readEntry<JwtRole>(this.view, 'role', name, ROLE_NAME);
     if (!role) throw new InvalidRequestError(`role "${name}" could not be found`);
     const token = req.data.jwt;
     if (typeof token !== 'string' || token === '') throw new InvalidRequestError('missing token: send the JWT as "jwt"');
@@ -281,12 +276,6 @@ function checkBoundClaims(role: JwtRole, claims: Record<string, unknown>): void 
   }
 }
 
-/** Vault's glob for bound claims: `*` matches any run of characters. */
-function globMatch(pattern: string, value: string): boolean {
-  const escaped = pattern.split('*').map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
-  return new RegExp(`^${escaped.join('[\\s\\S]*')}$`).test(value);
-}
-
 function keySourceId(config: JwtKeySource): string {
   return JSON.stringify([config.jwtValidationPubkeys, config.jwksUrl, config.jwksCaPem]);
 }
@@ -345,21 +334,6 @@ function optionalString(v: unknown, field: string): string {
   if (v === undefined || v === null) return '';
   if (typeof v !== 'string') throw new InvalidRequestError(`${field} must be a string`);
   return v.trim();
-}
-
-function hasValue(v: unknown): boolean {
-  if (v === undefined || v === null || v === false || v === '') return false;
-  if (Array.isArray(v)) return v.length > 0;
-  return typeof v !== 'object' || Object.keys(v).length > 0;
-}
-
-/** A list as Vault's clients send it: an array, or one comma-separated string (a PEM has no commas). */
-function stringList(v: unknown, field: string): string[] {
-  const items = typeof v === 'string' ? v.split(',') : Array.isArray(v) ? v : undefined;
-  if (!items || items.some((item) => typeof item !== 'string')) {
-    throw new InvalidRequestError(`${field} must be a list of strings (an array or a comma-separated string)`);
-  }
-  return (items as string[]).map((item) => item.trim()).filter((item) => item !== '');
 }
 
 function configData(config: JwtConfig): Record<string, unknown> {

@@ -1,5 +1,6 @@
 import type { PeerCertificate } from 'node:tls';
-import type { LogicalRequest, LogicalResponse } from '../engines/engine.js';
+import { InvalidRequestError, NotFoundError } from '../core/errors.js';
+import type { LogicalRequest, LogicalResponse, Operation } from '../engines/engine.js';
 
 /** The auth methods this server offers (Vault's type names). */
 export type AuthType = 'approle' | 'userpass' | 'cert' | 'jwt';
@@ -51,6 +52,12 @@ export function warnIgnoredFields<T extends AuthResponse | undefined>(res: T, bo
   const ignored = Object.keys(body).filter((k) => !known.includes(k));
   if (ignored.length === 0) return res;
   return { ...res, warnings: [`Endpoint ignored these unrecognized parameters: [${ignored.join(' ')}]`] };
+}
+
+/** Vault's refusal of a request no endpoint serves: a 400 when `path` is one of the method's own (the operation is wrong), else a 404. */
+export function refuseUnserved(operation: Operation, path: string, isOwnPath: boolean): never {
+  if (isOwnPath) throw new InvalidRequestError(`unsupported operation: ${operation} on "${path}"`);
+  throw new NotFoundError('unsupported path');
 }
 
 /** One mounted auth method: its own configuration and roles under its barrier view, and logins. */

@@ -1,5 +1,5 @@
 import { InvalidRequestError } from '../core/errors.js';
-import { optionalBool } from '../core/fields.js';
+import { listFieldEntries, optionalBool } from '../core/fields.js';
 import { policyName } from '../core/names.js';
 import { parseDuration } from '../core/rotation.js';
 import { parseCidrList } from './cidr.js';
@@ -124,15 +124,8 @@ export function loginAuthOf(fields: Readonly<TokenFields>, displayName: string, 
  * because an auth method never issues root tokens.
  */
 export function parsePolicies(v: unknown, field: string): string[] {
-  let items: unknown[];
-  if (typeof v === 'string') items = v.split(',');
-  else if (Array.isArray(v)) items = v;
-  else throw new InvalidRequestError(`${field} must be a list of policy names (an array or a comma-separated string)`);
   const out: string[] = [];
-  for (const item of items) {
-    if (typeof item !== 'string') throw new InvalidRequestError(`${field} must contain only strings`);
-    const name = item.trim();
-    if (name === '') continue;
+  for (const name of listFieldEntries(v, field, 'policy names')) {
     if (name === 'root') throw new InvalidRequestError(`${field}: auth methods cannot issue root tokens; remove "root"`);
     if (!out.includes(name)) out.push(policyName(name));
   }

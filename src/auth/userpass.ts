@@ -5,6 +5,7 @@ import { jsonBuffer } from '../engines/engine.js';
 import { KeyedMutex } from '../locks/mutex.js';
 import { cidrContains } from './cidr.js';
 import { type AuthMethod, type AuthMethodDeps, type AuthRequest, type AuthResponse, warnIgnoredFields } from './method.js';
+import { entryExists, entryName, listEntryNames } from './named-entries.js';
 import { loginAuthOf, parsePolicies, parseTokenFields, TOKEN_FIELD_NAMES, type TokenFields, tokenFieldsData } from './token-fields.js';
 
 /** Vault's userpass names (framework.GenericNameWithAtRegex): word characters, '-', '.' and '@', starting and ending with a word character. */
@@ -57,10 +58,8 @@ export class UserpassMethod implements AuthMethod {
   }
 
   async exists(path: string): Promise<boolean> {
-    const m = /^users\/([^/]+)$/.exec(path);
-    if (!m) return true;
-    const name = m[1]!.toLowerCase();
-    return USERNAME.test(name) && (await this.view.exists(`users/${name}`));
+    const name = entryName(path, 'users');
+    return name === undefined || entryExists(this.view, 'users', name.toLowerCase(), USERNAME);
   }
 
   async handle(req: AuthRequest): Promise<AuthResponse | undefined> {
@@ -75,9 +74,7 @@ export class UserpassMethod implements AuthMethod {
     }
     if (raw === undefined) {
       if (req.operation !== 'list') throw new InvalidRequestError('list users with LIST (or GET ?list=true) on users/');
-      const keys = (await this.view.list('users/')).filter((k) => !k.endsWith('/'));
-      if (keys.length === 0) throw new NotFoundError('');
-      return { data: { keys } };
+      return listEntryNames(this.view, 'users');
     }
     const name = username(raw);
     if (action === undefined) {

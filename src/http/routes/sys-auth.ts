@@ -2,10 +2,11 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { AuthEntry } from '../../core/auth-mounts.js';
 import type { Core } from '../../core/core.js';
 import { InvalidRequestError } from '../../core/errors.js';
+import { isUnset } from '../../core/fields.js';
 import { mountPath, requestSpellings } from '../../core/names.js';
 import type { Capability } from '../../core/policy.js';
 import { sysReply } from '../envelope.js';
-import { isUnset, objectField, refuseUnsupported, stringField, ttlsFrom, UNSUPPORTED_CONFIG, UNSUPPORTED_MOUNT } from './sys-mounts.js';
+import { objectField, refuseUnsupported, stringField, ttlsFrom, UNSUPPORTED_CONFIG, UNSUPPORTED_MOUNT } from './sys-mounts.js';
 
 type Body = Record<string, unknown>;
 

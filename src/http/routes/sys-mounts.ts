@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Core } from '../../core/core.js';
 import { InvalidRequestError, NotFoundError, PermissionDeniedError } from '../../core/errors.js';
+import { isUnset } from '../../core/fields.js';
 import type { MountChanges, MountEntry, MountTtls } from '../../core/mounts.js';
 import { mountPath, requestSpellings } from '../../core/names.js';
 import type { Capability } from '../../core/policy.js';
@@ -53,13 +54,6 @@ function describe(m: MountEntry): Record<string, unknown> {
     external_entropy_access: false,
     plugin_version: '',
   };
-}
-
-/** What Vault's clients send for a field they leave alone. */
-export function isUnset(v: unknown): boolean {
-  if (v === undefined || v === null || v === '' || v === false) return true;
-  if (Array.isArray(v)) return v.length === 0;
-  return typeof v === 'object' && Object.keys(v).length === 0;
 }
 
 /**
