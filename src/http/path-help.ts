@@ -134,14 +134,16 @@ function isLoginPath(core: Core, path: string): boolean {
 }
 
 export function registerPathHelp(app: FastifyInstance, core: Core): void {
-  app.addHook('preHandler', async (req, reply) => {
+  // A callback hook, not an async one: it runs on every request, and a promise each would cost reads.
+  app.addHook('preHandler', (req, reply, done) => {
     const help = (req.query as Record<string, unknown> | undefined)?.help;
-    if (req.method !== 'GET' || (help !== '1' && help !== 'true')) return;
+    if (req.method !== 'GET' || (help !== '1' && help !== 'true')) return done();
     const path = apiPath(req);
     // Only a request that passed the token check, or one for a login path (which takes none); others go on to their 403 or 404.
-    if (!req.tokenEntry && !isLoginPath(core, path)) return;
+    if (!req.tokenEntry && !isLoginPath(core, path)) return done();
     const found = areaOf(core, path);
-    if (!found) return;
-    return reply.send({ help: helpText(...found), see_also: null });
+    if (!found) return done();
+    // Answered here: the route's handler does not run.
+    reply.send({ help: helpText(...found), see_also: null });
   });
 }
