@@ -14,7 +14,7 @@ describe('Vault-client compatibility: the node-vault npm client', () => {
   afterAll(() => kw.service.close());
 
   it('drives init, status, unseal, write/read/list/delete and seal', async () => {
-    // Node's HTTP parser has no LIST method, so lists go as GET ?list=1 (node-vault's noCustomHTTPVerbs).
+    // Lists go as GET ?list=1 here (node-vault's noCustomHTTPVerbs); the LIST method is list-method.test.ts's.
     const vault = nodeVault({ endpoint: kw.service.url, noCustomHTTPVerbs: true });
     expect(await vault.initialized()).toEqual({ initialized: false });
     const init = await vault.init({ secret_shares: 5, secret_threshold: 3 });

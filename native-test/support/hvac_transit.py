@@ -9,7 +9,8 @@ import sys
 
 import hvac
 
-# strict_http: list as GET ?list=true (hvac's switch for servers and proxies without the LIST method).
+# strict_http: list as GET ?list=true (hvac's switch for proxies without the LIST method); hvac's default,
+# LIST, is what hvac_compat.py uses.
 client = hvac.Client(url=os.environ["VAULT_ADDR"], token=os.environ["VAULT_TOKEN"], strict_http=True)
 transit = client.secrets.transit
 
