@@ -264,11 +264,14 @@ describe('AppRole auth method', () => {
     expectError(await send('POST', 'auth/approle/role/nosecret/secret-id'), 400, /bind_secret_id is not set/);
   });
 
-  it('deletes a role with its secret-ids: they no longer log in, even under a re-created role of the same name', async () => {
+  it("deletes a role with its secret-ids: they no longer log in, even under a re-created role of the same name, and the role's tokens are not renewed", async () => {
     await send('POST', 'auth/approle/role/gone', { token_policies: 'app-read' });
     const id = await roleId('gone');
     const { secret_id } = await newSecretId('gone');
+    const token = (await login(id, (await newSecretId('gone')).secret_id)).body.auth.client_token as string;
+    expect((await send('POST', 'auth/token/renew-self', {}, token)).status).toBe(200);
     expect((await send('DELETE', 'auth/approle/role/gone')).status).toBe(204);
+    expectError(await send('POST', 'auth/token/renew-self', {}, token), 400, /no longer exists: it cannot be renewed; log in again/);
     expect((await send('GET', 'auth/approle/role/gone')).status).toBe(404);
     expectError(await login(id, secret_id), 400, /^invalid role or secret ID$/);
     await send('POST', 'auth/approle/role/gone', { token_policies: 'app-read' });

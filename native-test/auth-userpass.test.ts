@@ -134,12 +134,16 @@ describe('userpass auth method', () => {
     expect((await login('frank', 'frank-pw')).status).toBe(200);
   });
 
-  it('deletes a user: the login stops working', async () => {
-    await send('POST', 'auth/userpass/users/gone', { password: 'gone-pw' });
-    expect((await login('gone', 'gone-pw')).status).toBe(200);
+  it("deletes a user: the login stops working, and the user's tokens are no longer renewed", async () => {
+    await send('POST', 'auth/userpass/users/gone', { password: 'gone-pw', token_period: '1h' });
+    const token = (await login('gone', 'gone-pw')).body.auth.client_token as string;
+    expect((await send('POST', 'auth/token/renew-self', {}, token)).status).toBe(200);
     expect((await send('DELETE', 'auth/userpass/users/gone')).status).toBe(204);
     expectError(await login('gone', 'gone-pw'), 400, /^invalid username or password$/);
     expect((await send('GET', 'auth/userpass/users/gone')).status).toBe(404);
+    // A periodic token would otherwise renew forever after its user was removed.
+    expectError(await send('POST', 'auth/token/renew-self', {}, token), 400, /no longer exists: it cannot be renewed; log in again/);
+    expectError(await send('POST', 'auth/token/renew', { token }), 400, /no longer exists/);
   });
 
   it('refuses a login from outside token_bound_cidrs once the password is right', async () => {

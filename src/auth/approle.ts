@@ -100,6 +100,10 @@ export class AppRoleMethod implements AuthMethod {
     return path === 'login';
   }
 
+  loginSourceExists(metadata: Record<string, string>): Promise<boolean> {
+    return entryExists(this.view, 'role', metadata.role_name ?? '', ROLE_NAME);
+  }
+
   async exists(path: string): Promise<boolean> {
     const name = entryName(path, 'role');
     return name === undefined || entryExists(this.view, 'role', name.toLowerCase(), ROLE_NAME);

@@ -77,6 +77,10 @@ export class CertMethod implements AuthMethod {
     return path === 'login';
   }
 
+  loginSourceExists(metadata: Record<string, string>): Promise<boolean> {
+    return entryExists(this.view, 'certs', metadata.cert_name ?? '', CERT_NAME);
+  }
+
   async exists(path: string): Promise<boolean> {
     const name = entryName(path, 'certs');
     if (name) return entryExists(this.view, 'certs', name, CERT_NAME);

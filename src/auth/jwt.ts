@@ -98,6 +98,10 @@ export class JwtMethod implements AuthMethod {
     return path === 'login';
   }
 
+  loginSourceExists(metadata: Record<string, string>): Promise<boolean> {
+    return entryExists(this.view, 'role', metadata.role ?? '', ROLE_NAME);
+  }
+
   async exists(path: string): Promise<boolean> {
     const name = entryName(path, 'role');
     if (name) return entryExists(this.view, 'role', name, ROLE_NAME);

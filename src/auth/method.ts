@@ -67,6 +67,11 @@ export interface AuthMethod {
   handle(req: AuthRequest): Promise<AuthResponse | undefined>;
   /** Whether a write to `path` would update something that exists (ACL "update") or create it ("create"). */
   exists(path: string): Promise<boolean>;
+  /**
+   * Whether the role or user a login came from (named in the token's `metadata`) still exists: a
+   * token whose source is gone is not renewed, as Vault's methods check at renewal.
+   */
+  loginSourceExists(metadata: Record<string, string>): Promise<boolean>;
 }
 
 /** What auth methods are built with besides their barrier view. */

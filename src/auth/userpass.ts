@@ -57,6 +57,10 @@ export class UserpassMethod implements AuthMethod {
     return /^login\/[^/]+$/.test(path);
   }
 
+  loginSourceExists(metadata: Record<string, string>): Promise<boolean> {
+    return entryExists(this.view, 'users', metadata.username ?? '', USERNAME);
+  }
+
   async exists(path: string): Promise<boolean> {
     const name = entryName(path, 'users');
     return name === undefined || entryExists(this.view, 'users', name.toLowerCase(), USERNAME);

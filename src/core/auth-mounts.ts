@@ -4,6 +4,7 @@ import type { BarrierOp, SecurityBarrier } from '../barrier/barrier.js';
 import { BarrierView } from '../barrier/view.js';
 import { InvalidRequestError } from './errors.js';
 import { mountPath } from './names.js';
+import type { TokenEntry } from './token-store.js';
 import { checkTtls, type MountTtls, newTableEntry, PathTable, SYSTEM_TTLS, type TableEntry } from './path-table.js';
 
 export const AUTH_TABLE_PATH = 'core/auth';
@@ -150,6 +151,16 @@ export class AuthMethods {
       this.methods.set(mount.uuid, method);
     }
     return { mount, method, path: path.slice(mount.path.length) };
+  }
+
+  /**
+   * Whether a token may be renewed as far as its auth method is concerned: one from a login needs
+   * its method still mounted and the role or user it logged in with still there.
+   */
+  async renewalAllowed(entry: TokenEntry): Promise<boolean> {
+    if (!entry.path.startsWith('auth/') || entry.path.startsWith('auth/token/')) return true;
+    const routed = this.route(entry.path.slice('auth/'.length));
+    return routed !== undefined && (await routed.method.loginSourceExists(entry.meta ?? {}));
   }
 
   /** Drops methods of mounts that are gone, or all of them (a node taking over as active rereads every method's state). */
