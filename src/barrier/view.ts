@@ -36,6 +36,11 @@ export class BarrierView {
     return raw && (JSON.parse(raw.toString('utf8')) as T);
   }
 
+  /** Deletes every entry under the view, one by one (a mount's, an auth method's or a cubbyhole's data once nothing can reach it). */
+  async deleteAll(): Promise<void> {
+    for (const key of await this.walk('')) await this.delete(key);
+  }
+
   /** Every entry under `prefix`, depth first (for unmount and metadata deletes). */
   async walk(prefix: string): Promise<string[]> {
     const out: string[] = [];

@@ -429,10 +429,7 @@ export class Core {
 
   async unmount(path: string): Promise<void> {
     await this.stateLock.run(async () => {
-      await this.mounts.unmount(path, async (prefix) => {
-        const view = new BarrierView(this.barrier, prefix);
-        for (const key of await view.walk('')) await view.delete(key);
-      });
+      await this.mounts.unmount(path, (prefix) => new BarrierView(this.barrier, prefix).deleteAll());
       this.router.prune();
     });
   }
@@ -461,10 +458,7 @@ export class Core {
         const revoked = await this.tokens.revokeIssuedUnder(prefix);
         this.log.info({ prefix, revoked }, 'revoked the tokens of a disabled auth method');
       },
-      deleteData: async (prefix) => {
-        const view = new BarrierView(this.barrier, prefix);
-        for (const key of await view.walk('')) await view.delete(key);
-      },
+      deleteData: (prefix) => new BarrierView(this.barrier, prefix).deleteAll(),
     };
   }
 

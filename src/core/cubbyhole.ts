@@ -42,9 +42,8 @@ export class CubbyholeStore {
   }
 
   /** Deletes everything in the cubbyhole of the token with `accessor` (the token is gone, so nothing can reach it meanwhile). */
-  async destroy(accessor: string): Promise<void> {
-    const view = this.view(accessor);
-    for (const key of await view.walk('')) await view.delete(key);
+  destroy(accessor: string): Promise<void> {
+    return this.view(accessor).deleteAll();
   }
 
   /**
