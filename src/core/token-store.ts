@@ -52,6 +52,9 @@ export interface TokenEntry {
   max_ttl?: number;
 }
 
+/** What a new token is made of; its hash, accessor, creation time and TTL come with issuing it. */
+type NewToken = Omit<TokenEntry, 'hash' | 'accessor' | 'creation_time' | 'ttl'>;
+
 export interface CreateTokenRequest {
   policies?: string[];
   ttl?: number;
@@ -202,28 +205,19 @@ export class TokenStore {
     let expireTime = ttl ? nowMs + ttl * 1000 : policies.includes('root') ? 0 : nowMs + this.ttls.defaultTtl * 1000;
     const bound = this.lifeBound(nowMs, explicitMax === Infinity ? 0 : explicitMax, policies, orphan ? undefined : parent);
     if (bound && (expireTime === 0 || expireTime > bound)) expireTime = bound;
-    const token = newTokenId();
-    const entry: TokenEntry = {
-      hash: hmac(await this.loadSalt(), token),
-      accessor: randomAccessor(),
+    return this.issue(nowMs, {
       policies,
       display_name: req.display_name ? `token-${req.display_name}` : 'token',
       meta: req.meta ?? null,
-      creation_time: Math.floor(nowMs / 1000),
-      ttl: expireTime ? Math.round((expireTime - nowMs) / 1000) : 0,
       explicit_max_ttl: explicitMax === Infinity ? 0 : explicitMax,
       expire_time: expireTime,
       num_uses: req.num_uses ?? 0,
       renewable: (req.renewable ?? true) && (role?.renewable ?? true),
       parent: orphan ? '' : parent.accessor,
       path,
-    };
-    if (period) entry.period = period;
-    if (role?.token_bound_cidrs.length) entry.bound_cidrs = [...role.token_bound_cidrs];
-    const ops = entryOps(entry);
-    if (entry.parent) ops.push({ kind: 'put', path: `${PARENT_PREFIX}${entry.parent}/${entry.accessor}`, value: Buffer.alloc(0) });
-    await this.barrier.transaction(ops);
-    return { token, entry };
+      period,
+      bound_cidrs: role?.token_bound_cidrs,
+    });
   }
 
   /**
@@ -247,27 +241,20 @@ export class TokenStore {
     let expireTime = nowMs + (period || Math.min(auth.ttl || mountDefault, maxTtl)) * 1000;
     const bound = this.lifeBound(nowMs, explicitMax, policies, undefined, nowMs, period ? 0 : maxTtl);
     if (bound && expireTime > bound) expireTime = bound;
-    const token = newTokenId();
-    const entry: TokenEntry = {
-      hash: hmac(await this.loadSalt(), token),
-      accessor: randomAccessor(),
+    return this.issue(nowMs, {
       policies,
       display_name: auth.displayName,
       meta: { ...auth.metadata },
-      creation_time: Math.floor(nowMs / 1000),
-      ttl: Math.round((expireTime - nowMs) / 1000),
       explicit_max_ttl: explicitMax,
       expire_time: expireTime,
       num_uses: numUses,
       renewable: auth.renewable ?? true,
       parent: '',
       path,
-    };
-    if (period) entry.period = period;
-    else entry.max_ttl = maxTtl;
-    if (auth.boundCidrs?.length) entry.bound_cidrs = [...auth.boundCidrs];
-    await this.barrier.transaction(entryOps(entry));
-    return { token, entry };
+      period,
+      max_ttl: period ? 0 : maxTtl,
+      bound_cidrs: auth.boundCidrs,
+    });
   }
 
   /**
@@ -405,23 +392,47 @@ export class TokenStore {
   async createWrapping(ttl: number, path: string): Promise<{ token: string; entry: TokenEntry }> {
     const nowMs = this.now();
     const life = Math.min(ttl, this.ttls.maxTtl);
-    const token = newTokenId();
-    const entry: TokenEntry = {
-      hash: hmac(await this.loadSalt(), token),
-      accessor: randomAccessor(),
+    return this.issue(nowMs, {
       policies: [RESPONSE_WRAPPING_POLICY],
       display_name: '',
       meta: null,
-      creation_time: Math.floor(nowMs / 1000),
-      ttl: life,
       explicit_max_ttl: life,
       expire_time: nowMs + life * 1000,
       num_uses: 0,
       renewable: false,
       parent: '',
       path,
+    });
+  }
+
+  /**
+   * Writes a new token made at `nowMs` (its id kept only as a hash under the salt, a fresh
+   * accessor, its TTL what is left until `expire_time`), linked to its parent if it has one.
+   */
+  private async issue(nowMs: number, fields: NewToken): Promise<{ token: string; entry: TokenEntry }> {
+    const { period, max_ttl, bound_cidrs, ...rest } = fields;
+    const token = newTokenId();
+    const entry: TokenEntry = {
+      hash: hmac(await this.loadSalt(), token),
+      accessor: randomAccessor(),
+      policies: rest.policies,
+      display_name: rest.display_name,
+      meta: rest.meta,
+      creation_time: Math.floor(nowMs / 1000),
+      ttl: rest.expire_time ? Math.round((rest.expire_time - nowMs) / 1000) : 0,
+      explicit_max_ttl: rest.explicit_max_ttl,
+      expire_time: rest.expire_time,
+      num_uses: rest.num_uses,
+      renewable: rest.renewable,
+      parent: rest.parent,
+      path: rest.path,
     };
-    await this.barrier.transaction(entryOps(entry));
+    if (period) entry.period = period;
+    if (max_ttl) entry.max_ttl = max_ttl;
+    if (bound_cidrs?.length) entry.bound_cidrs = [...bound_cidrs];
+    const ops = entryOps(entry);
+    if (entry.parent) ops.push({ kind: 'put', path: `${PARENT_PREFIX}${entry.parent}/${entry.accessor}`, value: Buffer.alloc(0) });
+    await this.barrier.transaction(ops);
     return { token, entry };
   }
 
