@@ -516,14 +516,14 @@ export class Core {
    */
   async authorize(
     clientToken: string | undefined,
-    needed: () => Promise<{ capability: Capability; path: string; sudo: boolean }>,
+    needed: (entry: TokenEntry) => Promise<{ capability: Capability; path: string; sudo: boolean }>,
     remoteAddress?: string,
   ): Promise<TokenEntry> {
     const entry = await this.tokens.lookup(clientToken);
     if (remoteAddress !== undefined) this.tokens.checkAddress(entry, remoteAddress);
     if (!entry.policies.includes('root')) {
       // Lists are checked on the folder path with its trailing slash, as Vault does.
-      const { capability, path, sudo } = await needed();
+      const { capability, path, sudo } = await needed(entry);
       const acl = await this.policies.aclFor(entry.policies);
       if (!acl.allows(path, capability, sudo)) {
         throw new PermissionDeniedError(`the token's policies (${entry.policies.join(', ')}) do not grant ${sudo ? `${capability} with sudo` : capability} on "${path}"`);

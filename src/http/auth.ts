@@ -73,8 +73,8 @@ export function apiPath(req: FastifyRequest): string {
   }
 }
 
-/** The capability a request needs on its path, in Vault's terms (a write is "create" when nothing is there yet). */
-async function capabilityFor(core: Core, req: FastifyRequest, path: string): Promise<Capability> {
+/** The capability a request needs on its path, in Vault's terms (a write is "create" when nothing is there yet; in cubbyhole/, in the caller's own). */
+async function capabilityFor(core: Core, req: FastifyRequest, path: string, caller: TokenEntry): Promise<Capability> {
   switch (req.method) {
     case 'GET':
     case 'HEAD': {
@@ -90,10 +90,7 @@ async function capabilityFor(core: Core, req: FastifyRequest, path: string): Pro
         const method = core.authMethods.route(path.slice(5));
         return method && !(await method.method.exists(method.path)) ? 'create' : 'update';
       }
-      if (path.startsWith('cubbyhole/')) {
-        const owner = await core.tokens.lookup(clientToken(req));
-        return (await core.cubbyholes.exists(owner, path.slice('cubbyhole/'.length))) ? 'update' : 'create';
-      }
+      if (path.startsWith('cubbyhole/')) return (await core.cubbyholes.exists(caller, path.slice('cubbyhole/'.length))) ? 'update' : 'create';
       const routed = path.startsWith('sys/') ? undefined : core.router.route(path);
       if (!routed) return 'update';
       return (await routed.engine.exists(routed.path)) ? 'update' : 'create';
@@ -133,9 +130,9 @@ async function authorizeToken(core: Core, req: FastifyRequest, access: RouteAcce
   }
   req.tokenEntry = await core.authorize(
     token,
-    async () => {
+    async (entry) => {
       const raw = apiPath(req);
-      const capability = await capabilityFor(core, req, raw);
+      const capability = await capabilityFor(core, req, raw, entry);
       return { capability, path: capability === 'list' && !raw.endsWith('/') ? `${raw}/` : raw, sudo: SUDO_PATHS.some((re) => re.test(raw)) };
     },
     clientAddress(req),
