@@ -18,6 +18,13 @@ export function parseJsonBody(text: string): unknown {
   return value;
 }
 
+/** A logical request's body as its fields: none for an absent body, 400 for anything but a JSON object. */
+export function requestFields(body: unknown): Record<string, unknown> {
+  if (body === undefined) return {};
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'request body must be a JSON object');
+  return body as Record<string, unknown>;
+}
+
 /** Whether `value` nests objects or arrays deeper than `max`, walked without recursion. */
 function depthExceeds(value: unknown, max: number): boolean {
   const stack: Array<[unknown, number]> = [[value, 1]];

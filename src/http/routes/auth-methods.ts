@@ -3,6 +3,7 @@ import type { AuthRequest } from '../../auth/method.js';
 import type { Core } from '../../core/core.js';
 import { PermissionDeniedError } from '../../core/errors.js';
 import { envelope } from '../envelope.js';
+import { requestFields } from '../json-body.js';
 import { clientAddress, clientCertificate } from '../forwarded-client.js';
 import { HttpError } from '../errors.js';
 import { authBlock } from './auth-token.js';
@@ -25,14 +26,10 @@ export async function authMethodRoutes(app: FastifyInstance, opts: { core: Core 
     const path = req.params['*'];
     const routed = core.authMethods.route(path);
     if (!routed) throw new HttpError(404, `no handler for route "auth/${path}". route entry not found.`);
-    const body = req.body;
-    if (body !== undefined && (typeof body !== 'object' || body === null || Array.isArray(body))) {
-      throw new HttpError(400, 'request body must be a JSON object');
-    }
     const result = await routed.method.handle({
       operation: operationOf(req),
       path: routed.path,
-      data: (body as Record<string, unknown> | undefined) ?? {},
+      data: requestFields(req.body),
       query: req.query,
       connection: connectionOf(req),
     });

@@ -3,6 +3,7 @@ import type { Core } from '../../core/core.js';
 import { NotFoundError } from '../../core/errors.js';
 import { listRequested } from '../auth.js';
 import { envelope } from '../envelope.js';
+import { requestFields } from '../json-body.js';
 import { HttpError } from '../errors.js';
 
 type CubbyholeRequest = FastifyRequest<{ Params: { '*'?: string } }>;
@@ -27,11 +28,7 @@ export async function cubbyholeRoutes(app: FastifyInstance, opts: { core: Core }
       }
       case 'PUT':
       case 'POST': {
-        const body = req.body;
-        if (body !== undefined && (typeof body !== 'object' || body === null || Array.isArray(body))) {
-          throw new HttpError(400, 'request body must be a JSON object');
-        }
-        await core.cubbyholes.write(owner, path, (body as Record<string, unknown> | undefined) ?? {});
+        await core.cubbyholes.write(owner, path, requestFields(req.body));
         return reply.code(204).send();
       }
       case 'DELETE':

@@ -3,6 +3,7 @@ import type { Core } from '../../core/core.js';
 import type { Operation } from '../../engines/engine.js';
 import { listRequested } from '../auth.js';
 import { envelope } from '../envelope.js';
+import { requestFields } from '../json-body.js';
 import { HttpError } from '../errors.js';
 
 export type LogicalRequest = FastifyRequest<{ Params: { '*': string }; Querystring: Record<string, string | undefined> }>;
@@ -32,14 +33,10 @@ export async function logicalRoutes(app: FastifyInstance, opts: { core: Core }):
     const path = req.params['*'];
     const routed = path.startsWith('sys/') ? undefined : core.router.route(path);
     if (!routed) throw new HttpError(404, `no handler for route "${path}". route entry not found.`);
-    const body = req.body;
-    if (body !== undefined && (typeof body !== 'object' || body === null || Array.isArray(body))) {
-      throw new HttpError(400, 'request body must be a JSON object');
-    }
     const result = await routed.engine.handle({
       operation: operationOf(req),
       path: routed.path,
-      data: (body as Record<string, unknown> | undefined) ?? {},
+      data: requestFields(req.body),
       query: req.query,
     });
     if (!result) return reply.code(204).send();
