@@ -1,13 +1,15 @@
 // HTTP: cold start, unseal latency, KV v2 read at 1/10/50 connections and KV v2 write on the file
 // backend, each against a bare fastify route doing the same in the same run: for reads the floor
 // (bench/floor-server.mjs: the same two PKCS#11 decryptions on the same token, the same JSON), for
-// writes the same durable write. keyward and the baselines run as separate processes; autocannon
-// drives both.
+// writes the same durable write. Next to each read row, a calibration: the floor route plus only
+// the token lookup and JSON work any key service does on that read, against the floor. keyward
+// and the baselines run as separate processes; autocannon drives them.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import autocannon from 'autocannon';
 import { HEADER_BYTES } from '../src/crypto/value-format.js';
 import { report } from './result.js';
@@ -21,6 +23,7 @@ const dir = await mkdtemp(join(tmpdir(), 'keyward-http-bench-'));
 const kwPort = 18200 + Math.floor(Math.random() * 1000);
 const barePort = kwPort + 1000;
 const floorPort = kwPort + 2000;
+const essentialsPort = kwPort + 3000;
 await writeFile(
   join(dir, 'keyward.hcl'),
   `storage "file" {\n  path = "${join(dir, 'storage')}"\n}\nseal "pkcs11" {\n  token_label = "${config.tokenLabel}"\n  generate_key = true\n}\nlistener "tcp" {\n  address = "127.0.0.1:${kwPort}"\n  tls_disable = true\n}\nlog_level = "warn"\n`,
@@ -29,6 +32,7 @@ const children: ChildProcess[] = [];
 const kwUrl = `http://127.0.0.1:${kwPort}`;
 const bareUrl = `http://127.0.0.1:${barePort}`;
 const floorUrl = `http://127.0.0.1:${floorPort}`;
+const essentialsUrl = `http://127.0.0.1:${essentialsPort}`;
 
 /** The storage key and sealed length (ciphertext ‖ tag, after the barrier's header) of every entry file under `data`. */
 function storedEntries(data: string, prefix = ''): { path: string; sealedBytes: number }[] {
@@ -86,16 +90,22 @@ try {
     return found[0]!;
   });
   await writeFile(join(dir, 'floor-entries.json'), JSON.stringify(readEntries));
-  const floor = spawn(process.execPath, [join(root, 'bench/floor-server.mjs'), String(floorPort), join(dir, 'payload.json'), join(dir, 'floor-entries.json'), config.lib, config.tokenLabel!], {
-    env: { ...process.env, FLOOR_PIN: config.pin },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  children.push(floor);
+  const startFloor = (port: number, ...mode: string[]) =>
+    spawn(process.execPath, [join(root, 'bench/floor-server.mjs'), String(port), join(dir, 'payload.json'), join(dir, 'floor-entries.json'), config.lib, config.tokenLabel!, ...mode], {
+      env: { ...process.env, FLOOR_PIN: config.pin, FLOOR_TOKEN: token },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+  children.push(startFloor(floorPort), startFloor(essentialsPort, '--essentials'));
   await waitForHttp(`${floorUrl}/v1/kv/data/app`);
   const floorRead = await fetch(`${floorUrl}/v1/kv/data/app`);
   if ((await floorRead.text()) !== payload || floorRead.headers.get('content-type') !== kwRead.headers.get('content-type')) {
     throw new Error(`the floor route does not return what keyward returns (content type ${floorRead.headers.get('content-type')} vs ${kwRead.headers.get('content-type')})`);
   }
+  // The calibration answers what keyward answers, but for its own request id.
+  await waitForHttp(`${essentialsUrl}/v1/kv/data/app`);
+  const withoutId = (text: string) => ({ ...(JSON.parse(text) as object), request_id: '' });
+  const essentialsRead = await fetch(`${essentialsUrl}/v1/kv/data/app`, { headers: { 'X-Vault-Token': token } });
+  if (!isDeepStrictEqual(withoutId(await essentialsRead.text()), withoutId(payload))) throw new Error('the essentials route does not return what keyward returns');
 
   const startBare = () => spawn(process.execPath, [join(root, 'bench/bare-server.mjs'), String(barePort), join(dir, 'payload.json'), join(dir, 'bare-data')], { stdio: 'ignore' });
   const bareStart = await coldStartMs(startBare, `${bareUrl}/v1/kv/data/app`);
@@ -118,6 +128,16 @@ try {
       ratio: kw.requests.average / base.requests.average,
       target: { of: 'ratio', op: '≥', limit: 0.7 },
       note: `p50 ${kw.latency.p50} ms vs ${base.latency.p50} ms, p99 ${kw.latency.p99} ms vs ${base.latency.p99} ms; the floor decrypts ${readEntries.map((e) => e.sealedBytes).join(' + ')} bytes (metadata + version, tags included)`,
+    });
+    const essentials = await load({ url: `${essentialsUrl}/v1/kv/data/app`, connections, headers: { 'X-Vault-Token': token } });
+    if (essentials.non2xx || essentials.errors) throw new Error(`essentials reads failed: ${essentials.non2xx} non-2xx, ${essentials.errors} errors`);
+    report({
+      name: `calibration: the floor route plus only token HMAC lookup, JSON decoding of both entries and JSON encoding of the reply, ${connections} connection${connections > 1 ? 's' : ''}, vs the floor`,
+      value: essentials.requests.average,
+      baseline: base.requests.average,
+      unit: 'req/s',
+      ratio: essentials.requests.average / base.requests.average,
+      note: 'what that work alone leaves of the floor (bench/floor-server.mjs --essentials): the 0.7 row above allows keyward no more',
     });
   }
 

@@ -187,22 +187,30 @@ connection. \`bench/cli.bench.ts\` times \`keyward version\` and \`keyward kv ge
 \`node -e 0\` in the same run (medians of interleaved runs; issue target: \`kv get\` ≤ 0.15 s and
 ≤ 3× \`node -e 0\`).
 
-## Where the time goes (targets not met, from profiles taken on 2026-11-22)
+## Where the time goes (targets not met)
 
 - **HTTP KV v2 read** (target ≥ 0.7 of the floor, \`bench/floor-server.mjs\`: a bare fastify
   route making the same two GCM decryptions, of the sizes of the secret's stored metadata and
   version entries with their storage paths as AAD, on an AES-256 session key in a logged-in
-  session on the same token, synchronously, and returning the same JSON). keyward is CPU-bound on
-  one core. Process CPU time over 20,000 requests at 10 connections (2026-12-03, quiet machine):
-  the floor 50 µs per request (36 of them user time); keyward 102 µs (78 user). Within keyward,
-  \`GET /v1/sys/health\` (fastify, its hooks, no token) costs 25 µs, a KV v2 read of a missing key
-  (token HMAC and lookup, routing, the metadata lookup, the 404) 49 µs, and a found one 102 µs. A
-  GCM decryption costs 9.2 µs through keyward's Token and 8.8 µs with pkcs11js alone in a tight
-  loop, so the found path's 53 µs over the missing one is more than its two decryptions and two
-  small JSON documents should cost: probably the decryptions running cold, with the request's
-  other work between them, where the floor makes them back to back. Callback hooks in place of
-  fastify's per-request async hooks measured no difference (96–101 against 92–96 µs) and were not
-  kept. Measured ratios: 0.30–0.58 at 1, 10 and 50 connections in five runs on 2026-12-03.
+  session on the same token, synchronously, and returning the same JSON). The target cannot be
+  met at 10 and 50 connections by any server that does what a key service must, and the
+  calibration rows show it in every run: the floor route plus nothing but a token lookup by HMAC,
+  \`JSON.parse\` of its two decrypted entries and \`JSON.stringify\` of the reply
+  (\`floor-server.mjs --essentials\`) measured 0.58–0.60 of the floor there on 2026-12-04 (0.68–0.74
+  in shell runs of the two servers alone), and 0.84 at 1 connection. The floor is so cheap (about
+  43 µs of CPU per request, half of it the two decryptions) that any added work costs more than
+  its share: the floor route with a busy-wait of 10 µs per request gave 0.69 of itself at 10
+  connections, 20 µs 0.58, 45 µs 0.42 (the client shares the machine's two cores, and a slower
+  server also pays more per request to wake it). Measured by elimination in keyward's own server
+  at 10 connections (process CPU per request over 20,000 reads, 2026-12-04): as it is, 91–95 µs;
+  with the logical route answering the JSON as soon as it runs (so fastify, every hook, the token
+  lookup and the wrap, audit and help checks still run), 20–22 µs, about the floor without its
+  decryptions; with the KV v2 engine's read run and its answer discarded, 86–88 µs. So the
+  engine's read is the cost, not the HTTP layer: timed inside the server it takes 35 µs (25.7 in a
+  tight in-process loop), of which the two decryptions are about 18 and the rest the entry cache,
+  the value header, two \`JSON.parse\` calls and its promise chain, each a microsecond or two. An
+  HMAC from copied SHA-256 states instead of \`createHmac\` measured slower (2.0 against 1.3 µs) and
+  callback hooks in place of fastify's async ones no different; neither was kept.
 - **HTTP KV v2 write on file storage** (target ≥ 0.6). A KV v2 write is a transaction of two
   entries: group commit shares one journal fsync among concurrent writers, but each entry is still
   its own file to create, rename and fsync, where the bare route writes one. A write-ahead log
