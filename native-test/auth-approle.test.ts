@@ -279,6 +279,18 @@ describe('AppRole auth method', () => {
     expectError(await login(await roleId('gone'), secret_id), 400, /^invalid role or secret ID$/);
   });
 
+  it("does not renew a token once its role's policies changed, and does again when they are back", async () => {
+    await send('POST', 'auth/approle/role/shifting', { token_policies: 'app-read', token_period: '1h' });
+    const token = (await login(await roleId('shifting'), (await newSecretId('shifting')).secret_id)).body.auth.client_token as string;
+    expect((await send('POST', 'auth/token/renew-self', {}, token)).status).toBe(200);
+    await send('POST', 'auth/approle/role/shifting', { token_policies: 'app-read,other' });
+    expectError(await send('POST', 'auth/token/renew-self', {}, token), 400, /policies of the role or user this token logged in with have changed \(to app-read, other\): it cannot be renewed/);
+    expectError(await send('POST', 'auth/token/renew', { token }), 400, /have changed/);
+    // A role that adds or drops only "default" grants the same as before (a login adds it).
+    await send('POST', 'auth/approle/role/shifting', { token_policies: 'default,app-read' });
+    expect((await send('POST', 'auth/token/renew-self', {}, token)).status).toBe(200);
+  });
+
   it('refuses bad input with a 400 and changes nothing', async () => {
     await send('POST', 'auth/approle/role/steady', { token_policies: 'app-read', token_ttl: 60, secret_id_num_uses: 3 });
     const before = await readRole('steady');

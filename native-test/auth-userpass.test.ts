@@ -146,6 +146,16 @@ describe('userpass auth method', () => {
     expectError(await send('POST', 'auth/token/renew', { token }), 400, /no longer exists/);
   });
 
+  it("does not renew a token once its user's policies changed", async () => {
+    await send('POST', 'auth/userpass/users/ida', { password: 'ida-pw', token_policies: 'team-read', token_period: '1h' });
+    const token = (await login('ida', 'ida-pw')).body.auth.client_token as string;
+    expect((await send('POST', 'auth/token/renew-self', {}, token)).status).toBe(200);
+    await send('POST', 'auth/userpass/users/ida/policies', { token_policies: '' });
+    expectError(await send('POST', 'auth/token/renew-self', {}, token), 400, /have changed \(to none\): it cannot be renewed; log in again for a token with the new ones/);
+    await send('POST', 'auth/userpass/users/ida/policies', { token_policies: 'team-read' });
+    expect((await send('POST', 'auth/token/renew-self', {}, token)).status).toBe(200);
+  });
+
   it('refuses a login from outside token_bound_cidrs once the password is right', async () => {
     await send('POST', 'auth/userpass/users/henry', { password: 'henry-pw', token_bound_cidrs: '10.0.0.0/8' });
     expectError(await login('henry', 'wrong'), 400, /^invalid username or password$/);

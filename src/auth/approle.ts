@@ -8,7 +8,7 @@ import { jsonBuffer } from '../engines/engine.js';
 import { KeyedMutex, Mutex } from '../locks/mutex.js';
 import { cidrContains, cidrWithin, parseCidrList } from './cidr.js';
 import { type AuthMethod, type AuthMethodDeps, type AuthRequest, type AuthResponse, warnIgnoredFields } from './method.js';
-import { entryExists, entryName, listEntryNames } from './named-entries.js';
+import { entryExists, entryName, listEntryNames, readEntry } from './named-entries.js';
 import { loginAuthOf, parseCount, parseTokenFields, TOKEN_FIELD_NAMES, type TokenFields, tokenFieldsData } from './token-fields.js';
 
 /** Vault's role names (framework.GenericNameRegex): word characters, '-' and '.', starting and ending with a word character. */
@@ -100,8 +100,8 @@ export class AppRoleMethod implements AuthMethod {
     return path === 'login';
   }
 
-  loginSourceExists(metadata: Record<string, string>): Promise<boolean> {
-    return entryExists(this.view, 'role', metadata.role_name ?? '', ROLE_NAME);
+  async loginSourceFields(metadata: Record<string, string>): Promise<TokenFields | undefined> {
+    return (await readEntry<RoleEntry>(this.view, 'role', metadata.role_name ?? '', ROLE_NAME))?.token;
   }
 
   async exists(path: string): Promise<boolean> {

@@ -77,8 +77,8 @@ export class CertMethod implements AuthMethod {
     return path === 'login';
   }
 
-  loginSourceExists(metadata: Record<string, string>): Promise<boolean> {
-    return entryExists(this.view, 'certs', metadata.cert_name ?? '', CERT_NAME);
+  async loginSourceFields(metadata: Record<string, string>): Promise<TokenFields | undefined> {
+    return (await readEntry<CertEntry>(this.view, 'certs', metadata.cert_name ?? '', CERT_NAME))?.token;
   }
 
   async exists(path: string): Promise<boolean> {

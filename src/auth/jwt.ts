@@ -98,8 +98,8 @@ export class JwtMethod implements AuthMethod {
     return path === 'login';
   }
 
-  loginSourceExists(metadata: Record<string, string>): Promise<boolean> {
-    return entryExists(this.view, 'role', metadata.role ?? '', ROLE_NAME);
+  async loginSourceFields(metadata: Record<string, string>): Promise<TokenFields | undefined> {
+    return (await readEntry<JwtRole>(this.view, 'role', metadata.role ?? '', ROLE_NAME))?.token;
   }
 
   async exists(path: string): Promise<boolean> {

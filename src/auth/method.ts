@@ -1,6 +1,7 @@
 import type { PeerCertificate } from 'node:tls';
 import { InvalidRequestError, NotFoundError } from '../core/errors.js';
 import type { LogicalRequest, LogicalResponse, Operation } from '../engines/engine.js';
+import type { TokenFields } from './token-fields.js';
 
 /** The auth methods this server offers (Vault's type names). */
 export type AuthType = 'approle' | 'userpass' | 'cert' | 'jwt';
@@ -68,10 +69,10 @@ export interface AuthMethod {
   /** Whether a write to `path` would update something that exists (ACL "update") or create it ("create"). */
   exists(path: string): Promise<boolean>;
   /**
-   * Whether the role or user a login came from (named in the token's `metadata`) still exists: a
-   * token whose source is gone is not renewed, as Vault's methods check at renewal.
+   * The token fields, as they are now, of the role or user a login came from (named in the
+   * token's `metadata`); undefined when it is gone. Renewal checks them as Vault's methods do.
    */
-  loginSourceExists(metadata: Record<string, string>): Promise<boolean>;
+  loginSourceFields(metadata: Record<string, string>): Promise<Readonly<TokenFields> | undefined>;
 }
 
 /** What auth methods are built with besides their barrier view. */

@@ -5,7 +5,7 @@ import { jsonBuffer } from '../engines/engine.js';
 import { KeyedMutex } from '../locks/mutex.js';
 import { cidrContains } from './cidr.js';
 import { type AuthMethod, type AuthMethodDeps, type AuthRequest, type AuthResponse, warnIgnoredFields } from './method.js';
-import { entryExists, entryName, listEntryNames } from './named-entries.js';
+import { entryExists, entryName, listEntryNames, readEntry } from './named-entries.js';
 import { loginAuthOf, parsePolicies, parseTokenFields, TOKEN_FIELD_NAMES, type TokenFields, tokenFieldsData } from './token-fields.js';
 
 /** Vault's userpass names (framework.GenericNameWithAtRegex): word characters, '-', '.' and '@', starting and ending with a word character. */
@@ -57,8 +57,8 @@ export class UserpassMethod implements AuthMethod {
     return /^login\/[^/]+$/.test(path);
   }
 
-  loginSourceExists(metadata: Record<string, string>): Promise<boolean> {
-    return entryExists(this.view, 'users', metadata.username ?? '', USERNAME);
+  async loginSourceFields(metadata: Record<string, string>): Promise<TokenFields | undefined> {
+    return (await readEntry<UserEntry>(this.view, 'users', metadata.username ?? '', USERNAME))?.token;
   }
 
   async exists(path: string): Promise<boolean> {

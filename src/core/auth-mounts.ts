@@ -154,13 +154,20 @@ export class AuthMethods {
   }
 
   /**
-   * Whether a token may be renewed as far as its auth method is concerned: one from a login needs
-   * its method still mounted and the role or user it logged in with still there.
+   * Why a token may not be renewed as far as its auth method is concerned, undefined when it may.
+   * One from a login needs its method still mounted, the role or user it logged in with still
+   * there, and that role's or user's policies still the token's: as Vault's methods, a renewal
+   * does not carry old policies forward ("default" aside, which a login adds).
    */
-  async renewalAllowed(entry: TokenEntry): Promise<boolean> {
-    if (!entry.path.startsWith('auth/') || entry.path.startsWith('auth/token/')) return true;
+  async renewalRefusal(entry: TokenEntry): Promise<string | undefined> {
+    if (!entry.path.startsWith('auth/') || entry.path.startsWith('auth/token/')) return undefined;
     const routed = this.route(entry.path.slice('auth/'.length));
-    return routed !== undefined && (await routed.method.loginSourceExists(entry.meta ?? {}));
+    const source = routed && (await routed.method.loginSourceFields(entry.meta ?? {}));
+    if (!source) return 'the role or user this token logged in with no longer exists: it cannot be renewed; log in again';
+    if (!samePoliciesBesidesDefault(source.policies, entry.policies)) {
+      return `the policies of the role or user this token logged in with have changed (to ${source.policies.join(', ') || 'none'}): it cannot be renewed; log in again for a token with the new ones`;
+    }
+    return undefined;
   }
 
   /** Drops methods of mounts that are gone, or all of them (a node taking over as active rereads every method's state). */
@@ -168,4 +175,11 @@ export class AuthMethods {
     const live = new Set(this.table.enabled().map((e) => e.uuid));
     for (const uuid of this.methods.keys()) if (all || !live.has(uuid)) this.methods.delete(uuid);
   }
+}
+
+function samePoliciesBesidesDefault(a: readonly string[], b: readonly string[]): boolean {
+  const set = (policies: readonly string[]) => new Set(policies.filter((p) => p !== 'default'));
+  const x = set(a);
+  const y = set(b);
+  return x.size === y.size && [...x].every((p) => y.has(p));
 }

@@ -184,9 +184,8 @@ export async function tokenRoutes(app: FastifyInstance, opts: { core: Core }): P
   });
 
   const renew = async (req: FastifyRequest, entry: TokenEntry, token: string) => {
-    if (!(await core.authMethods.renewalAllowed(entry))) {
-      throw new InvalidRequestError('the role or user this token logged in with no longer exists: it cannot be renewed; log in again');
-    }
+    const refusal = await core.authMethods.renewalRefusal(entry);
+    if (refusal) throw new InvalidRequestError(refusal);
     const renewed = await tokens.renew(entry, optionalSeconds(body(req).increment, 'increment'));
     return { ...envelope(req.id, null), auth: authBlock(tokens, token, renewed) };
   };
