@@ -165,7 +165,8 @@ export class AuthMethods {
     const source = routed && (await routed.method.loginSourceFields(entry.meta ?? {}));
     if (!source) return 'the role or user this token logged in with no longer exists: it cannot be renewed; log in again';
     if (!samePoliciesBesidesDefault(source.policies, entry.policies)) {
-      return `the policies of the role or user this token logged in with have changed (to ${source.policies.join(', ') || 'none'}): it cannot be renewed; log in again for a token with the new ones`;
+      // Not naming the new policies: the token's holder may not be allowed to read the role.
+      return 'the policies of the role or user this token logged in with have changed: it cannot be renewed; log in again for a token with the new ones';
     }
     return undefined;
   }
