@@ -60,11 +60,13 @@ const sealed = entries.map(({ path, sealedBytes }, i) => {
   return { path, iv, value };
 });
 
+function decrypt({ path, iv, value }) {
+  p11.C_DecryptInit(session, gcm(iv, Buffer.from(path)), key);
+  return p11.C_Decrypt(session, value, Buffer.allocUnsafe(value.length));
+}
+
 function decryptAll() {
-  for (const { path, iv, value } of sealed) {
-    p11.C_DecryptInit(session, gcm(iv, Buffer.from(path)), key);
-    p11.C_Decrypt(session, value, Buffer.allocUnsafe(value.length));
-  }
+  for (const entry of sealed) decrypt(entry);
 }
 decryptAll(); // a tag failure here would make every figure meaningless
 
@@ -85,10 +87,7 @@ if (essentials) {
   const tokens = new Map([[tokenHash(process.env.FLOOR_TOKEN), { policies: ['root'] }]]);
   app.get('/v1/kv/data/app', async (req, reply) => {
     if (!tokens.get(tokenHash(req.headers['x-vault-token']))) return reply.code(403).send({ errors: ['permission denied'] });
-    const [meta, data] = sealed.map(({ path, iv, value }) => {
-      p11.C_DecryptInit(session, gcm(iv, Buffer.from(path)), key);
-      return JSON.parse(p11.C_Decrypt(session, value, Buffer.allocUnsafe(value.length)).toString('utf8'));
-    });
+    const [meta, data] = sealed.map((entry) => JSON.parse(decrypt(entry).toString('utf8')));
     const { custom_metadata, current_version: version } = meta;
     const body = { request_id: randomUUID(), lease_id: '', renewable: false, lease_duration: 0, data: { data, metadata: { ...meta.versions[version], custom_metadata, version } }, wrap_info: null, warnings: null, auth: null, mount_type: 'kv' };
     return reply.type('application/json').send(JSON.stringify(body));
